@@ -1,0 +1,31 @@
+with
+
+ledger as (
+
+    select * from {{ source('ingest', 'ledger') }}
+
+),
+
+final as (
+
+    select
+        file_id,
+        file_name,
+        feed,
+        content_sha256,
+        outcome,
+        rows_read,
+        rows_loaded,
+        rows_quarantined,
+        columns_dropped,
+        dropped_column_names,
+        error,
+        duplicate_of_file_id,
+        received_at,
+        ingested_at
+
+    from ledger
+
+)
+
+select * from final

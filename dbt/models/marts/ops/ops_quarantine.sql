@@ -1,0 +1,24 @@
+with
+
+quarantine as (
+
+    select * from {{ source('ingest', 'quarantine') }}
+
+),
+
+final as (
+
+    select
+        feed,
+        file_id,
+        file_name,
+        row_number,
+        reason_codes,
+        record,
+        quarantined_at
+
+    from quarantine
+
+)
+
+select * from final

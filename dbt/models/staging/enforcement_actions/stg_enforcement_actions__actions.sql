@@ -1,0 +1,41 @@
+-- Current state of each enforcement action as of T (see macro current_version).
+with
+
+source as (
+
+    select * from {{ source('raw', 'enforcement_actions') }}
+
+),
+
+current_version as (
+
+    {{ current_version('source', 'action_id') }}
+
+),
+
+final as (
+
+    select
+        action_id,
+        content_id,
+        user_id_ref,
+        category_code,
+        action_type,
+        trigger,
+        hit_id,
+        report_id,
+        posted_at,
+        detected_at,
+        actioned_at,
+        evidence_preserved_at,
+        evidence_ref,
+        reversed_at,
+        updated_at,
+        _file_id as source_file_id,
+        _row_number as source_row_number
+
+    from current_version
+
+)
+
+select * from final

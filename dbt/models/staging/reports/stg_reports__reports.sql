@@ -1,0 +1,39 @@
+-- Current state of each report as of T (see macro current_version).
+with
+
+source as (
+
+    select * from {{ source('raw', 'reports') }}
+
+),
+
+current_version as (
+
+    {{ current_version('source', 'report_id') }}
+
+),
+
+final as (
+
+    select
+        report_id,
+        received_at,
+        channel,
+        reporter_type,
+        reporter_id_ref,
+        content_id,
+        reported_user_id_ref,
+        category_code,
+        acknowledged_at,
+        resolved_at,
+        resolution,
+        feedback_sent_at,
+        updated_at,
+        _file_id as source_file_id,
+        _row_number as source_row_number
+
+    from current_version
+
+)
+
+select * from final

@@ -1,0 +1,1 @@
+"""The ingestion gate: landing files in, validated and pseudonymised rows out."""

@@ -1,0 +1,113 @@
+"""One settings object for the whole project.
+
+Dagster, the `ocse` CLI, the dashboards and dbt's profiles.yml all read the same
+environment variables (documented in `.env.example`), so a path or a key is configured
+once. CLI flags override by setting the variable before the settings are read.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from functools import cached_property
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class MissingPseudonymKeyError(RuntimeError):
+    """Raised when no pseudonymisation key is configured: without it nothing may be ingested."""
+
+
+class OcseSettings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="OCSE_", env_file=PROJECT_ROOT / ".env", extra="ignore"
+    )
+
+    landing_dir: Path = Field(PROJECT_ROOT / "landing", description="Folder the feeds drop files into.")
+    warehouse: Path = Field(
+        PROJECT_ROOT / "warehouse" / "ocse.duckdb",
+        description="The DuckDB file the pipeline writes (one writer; dashboards never open it).",
+    )
+    serving: Path = Field(
+        PROJECT_ROOT / "warehouse" / "serving.duckdb",
+        description="Read-only snapshot of the published marts, swapped atomically after each run.",
+    )
+    log_dir: Path = Field(PROJECT_ROOT / "warehouse" / "logs")
+    pseudonym_key: str | None = Field(
+        None, description="Secret key for HMAC-SHA256 pseudonyms. Prefer pseudonym_key_file."
+    )
+    pseudonym_key_file: Path | None = Field(
+        None, description="File holding the secret key (kept outside git)."
+    )
+    pseudonym_key_version: int = Field(1, ge=1, description="Version of the key, part of every ref.")
+    reporting_tz: str = Field("Asia/Shanghai", description="Days, weeks and months are taken here.")
+    as_of: datetime | None = Field(None, description="As-of time T of a run; default now.")
+    ge_sample_rows: int = Field(
+        200_000,
+        ge=1000,
+        description="Rows of a new batch the Great Expectations check validates (a random sample "
+        "above this size; every row below it).",
+    )
+
+    @field_validator("reporting_tz")
+    @classmethod
+    def _known_time_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"OCSE_REPORTING_TZ={value!r} is not a known IANA time zone") from exc
+        return value
+
+    @field_validator("as_of")
+    @classmethod
+    def _as_of_has_offset(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("OCSE_AS_OF needs an explicit offset, e.g. 2025-03-31T16:00:00Z")
+        return value
+
+    def resolved_as_of(self) -> datetime:
+        """The run's as-of time T in UTC, truncated to the second so reruns are reproducible."""
+        as_of = self.as_of or datetime.now(UTC)
+        return as_of.astimezone(UTC).replace(microsecond=0)
+
+    @cached_property
+    def key_bytes(self) -> bytes:
+        """The pseudonymisation key. Never logged, never written to the warehouse."""
+        if self.pseudonym_key:
+            key = self.pseudonym_key.encode()
+        elif self.pseudonym_key_file:
+            try:
+                key = self.pseudonym_key_file.read_bytes().strip()
+            except OSError as exc:
+                raise MissingPseudonymKeyError(
+                    f"Cannot read the pseudonymisation key file {self.pseudonym_key_file}: "
+                    f"{exc.strerror}. Create it (for the demo: `ocse keygen`) or set "
+                    "OCSE_PSEUDONYM_KEY_FILE to the right path."
+                ) from None
+        else:
+            raise MissingPseudonymKeyError(
+                "No pseudonymisation key: set OCSE_PSEUDONYM_KEY_FILE (or OCSE_PSEUDONYM_KEY). "
+                "Nothing is ingested without it, because raw personal identifiers must never be "
+                "stored. For a local demo, `ocse keygen` creates a key file outside git."
+            )
+        if len(key) < 16:
+            raise MissingPseudonymKeyError("The pseudonymisation key must be at least 16 bytes.")
+        return key
+
+
+def get_settings() -> OcseSettings:
+    """Settings read fresh from the environment (CLI flags set variables before calling this)."""
+    return OcseSettings()
+
+
+def dbt_env(settings: OcseSettings) -> dict[str, str]:
+    """Environment for a dbt subprocess: the same variables profiles.yml reads."""
+    env = dict(os.environ)
+    env["OCSE_WAREHOUSE"] = str(settings.warehouse.resolve())
+    env["OCSE_REPORTING_TZ"] = settings.reporting_tz
+    return env

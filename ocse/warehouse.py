@@ -1,0 +1,93 @@
+"""The embedded warehouse: connections and the tables the ingestion gate owns.
+
+Layout of the DuckDB file:
+- `raw.<feed>`: every valid version of every record, personal identifiers pseudonymised,
+  with the file and row it came from (written only by the gate).
+- `ingest.ledger`, `ingest.quarantine`: the gate's bookkeeping.
+- `staging`, `marts`: built by dbt from the above.
+Timestamps are TIMESTAMPTZ and every connection runs in UTC.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from ocse.contracts import LINEAGE_COLUMNS, Field, FeedContract, all_contracts
+
+SQL_TYPES = {
+    "string": "varchar",
+    "timestamp": "timestamptz",
+    "number": "double",
+    "integer": "bigint",
+    "array": "varchar[]",
+}
+LINEAGE_TYPES = {"_file_id": "bigint", "_row_number": "bigint", "_ingested_at": "timestamptz"}
+
+
+def connect(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        conn = duckdb.connect(str(path), read_only=read_only)
+    except duckdb.IOException as exc:
+        if "lock" in str(exc).lower():
+            raise RuntimeError(
+                f"The warehouse {path} is open in another process (DuckDB allows one writer). "
+                "Wait for the running pipeline to finish, or stop the other process."
+            ) from None
+        raise
+    conn.execute("set TimeZone = 'UTC'")
+    return conn
+
+
+def sql_type(f: Field) -> str:
+    return SQL_TYPES[f.logical_type]
+
+
+def raw_columns(contract: FeedContract) -> list[tuple[str, str]]:
+    cols = [(f.stored_name, sql_type(f)) for f in contract.fields]
+    return cols + [(name, LINEAGE_TYPES[name]) for name, _ in LINEAGE_COLUMNS]
+
+
+LEDGER_DDL = """
+create table if not exists ingest.ledger (
+    file_id bigint primary key,
+    file_name varchar not null unique,
+    feed varchar not null,
+    content_sha256 varchar not null,
+    outcome varchar not null,
+    rows_read bigint not null,
+    rows_loaded bigint not null,
+    rows_quarantined bigint not null,
+    columns_dropped bigint not null,
+    dropped_column_names varchar[],
+    error varchar,
+    duplicate_of_file_id bigint,
+    received_at timestamptz not null,
+    ingested_at timestamptz not null
+)
+"""
+
+QUARANTINE_DDL = """
+create table if not exists ingest.quarantine (
+    feed varchar not null,
+    file_id bigint not null,
+    file_name varchar not null,
+    row_number bigint not null,
+    reason_codes varchar[] not null,
+    record varchar not null,
+    quarantined_at timestamptz not null
+)
+"""
+
+
+def ensure_schema(conn: duckdb.DuckDBPyConnection) -> None:
+    """Create the gate's schemas and tables if they do not exist (idempotent)."""
+    conn.execute("create schema if not exists raw")
+    conn.execute("create schema if not exists ingest")
+    conn.execute(LEDGER_DDL)
+    conn.execute(QUARANTINE_DDL)
+    for contract in all_contracts():
+        cols = ",\n    ".join(f"{name} {typ}" for name, typ in raw_columns(contract))
+        conn.execute(f"create table if not exists raw.{contract.feed} (\n    {cols}\n)")
