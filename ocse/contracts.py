@@ -112,6 +112,10 @@ def _valid_values(prop: dict) -> tuple[str, ...] | None:
     for rule in prop.get("quality") or []:
         if rule.get("metric") == "invalidValues":
             values += rule["arguments"]["validValues"]
+    for value in values:
+        # YAML reads 10_13 as the integer 1013: codes must be quoted strings in the contract.
+        if not isinstance(value, str):
+            raise ValueError(f"contract field {prop['name']}: code {value!r} is not a string")
     return tuple(values) or None
 
 

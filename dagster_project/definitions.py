@@ -1,0 +1,30 @@
+"""Loads and merges the definitions of each concern under defs/."""
+
+import sys
+from pathlib import Path
+
+import dagster as dg
+from dagster_dbt import DbtCliResource
+
+from dagster_project.defs.dbt.assets import ocse_dbt_models
+from dagster_project.defs.dbt.project import dbt_project
+from dagster_project.defs.ingest.assets import landing_gate
+from dagster_project.defs.ingest.checks import contract_checks
+from dagster_project.defs.ingest.sensors import landing_sensor
+from dagster_project.defs.jobs import ocse_pipeline
+from dagster_project.defs.publish.assets import serving_snapshot
+from dagster_project.defs.resources import WarehouseResource
+
+defs = dg.Definitions(
+    assets=[landing_gate, ocse_dbt_models, serving_snapshot],
+    asset_checks=contract_checks,
+    jobs=[ocse_pipeline],
+    sensors=[landing_sensor],
+    resources={
+        # The dbt of this environment, whether or not its bin folder is on PATH.
+        "dbt": DbtCliResource(
+            project_dir=dbt_project, dbt_executable=str(Path(sys.executable).parent / "dbt")
+        ),
+        "warehouse": WarehouseResource(),
+    },
+)

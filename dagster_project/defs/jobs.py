@@ -1,0 +1,10 @@
+"""The one pipeline job: ingest new files, dbt build, checks, publish."""
+
+import dagster as dg
+
+ocse_pipeline = dg.define_asset_job(
+    "ocse_pipeline",
+    selection=dg.AssetSelection.all(),
+    description="Ingest new landed files, build and test the dbt models at T, publish the "
+    "serving snapshot. `ocse run` runs this same job in-process.",
+)

@@ -1,0 +1,164 @@
+"""`ocse`: the command line of the warehouse.
+
+    ocse generate ...            write sample feed files (sample_data/)
+    ocse run --landing DIR --warehouse FILE [--serving FILE] [--as-of TIMESTAMP]
+    ocse dashboard               serve the dashboards on the serving snapshot
+    ocse keygen                  create a local pseudonymisation key for the demo
+    ocse contracts sync|check    derive the dbt sources from data_contracts/
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import click
+
+from ocse.settings import PROJECT_ROOT
+
+DEFAULT_KEY_FILE = Path.home() / ".config" / "ocse" / "pseudonym.key"
+
+
+def _set_env(name: str, value: object | None) -> None:
+    # CLI flags override the environment; settings are read from it afterwards, so Dagster,
+    # dbt (profiles.yml) and this process all see the same values.
+    if value is not None:
+        os.environ[name] = str(value)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """OCSE Warehouse: screening hits, reports, takedowns and cases in; SLA, list, trend and
+    case metrics out."""
+
+
+@main.command()
+@click.option("--landing", type=click.Path(path_type=Path), help="Landing folder [OCSE_LANDING_DIR].")
+@click.option("--warehouse", type=click.Path(path_type=Path), help="Warehouse file [OCSE_WAREHOUSE].")
+@click.option("--serving", type=click.Path(path_type=Path), help="Serving snapshot [OCSE_SERVING].")
+@click.option(
+    "--as-of",
+    "as_of",
+    help="As-of time T, ISO-8601 with offset (default: now) [OCSE_AS_OF].",
+)
+def run(landing: Path | None, warehouse: Path | None, serving: Path | None, as_of: str | None):
+    """Ingest new files, build and test the marts at T, publish the serving snapshot."""
+    from ocse.pipeline import run_pipeline
+    from ocse.settings import MissingPseudonymKeyError, get_settings
+
+    _set_env("OCSE_LANDING_DIR", landing and landing.resolve())
+    _set_env("OCSE_WAREHOUSE", warehouse and warehouse.resolve())
+    _set_env("OCSE_SERVING", serving and serving.resolve())
+    _set_env("OCSE_AS_OF", as_of)
+    try:
+        settings = get_settings()
+        settings.key_bytes  # noqa: B018 - no key, no run
+    except MissingPseudonymKeyError as exc:
+        raise click.ClickException(str(exc)) from None
+    except ValueError as exc:
+        raise click.ClickException(f"Invalid setting: {exc}") from None
+    if not settings.landing_dir.is_dir():
+        raise click.ClickException(
+            f"Landing folder {settings.landing_dir} does not exist. "
+            "Generate sample data with `ocse generate --out <dir>` or point --landing at it."
+        )
+    t = settings.resolved_as_of()
+    click.echo(f"ocse run: landing={settings.landing_dir} warehouse={settings.warehouse}")
+    click.echo(f"          serving={settings.serving} as-of={t.isoformat()}")
+    started = datetime.now()
+    summary = run_pipeline(t)
+    elapsed = (datetime.now() - started).total_seconds()
+    _print_summary(summary, elapsed)
+    if not summary.success:
+        sys.exit(1)
+
+
+def _print_summary(summary, elapsed: float) -> None:
+    line = "─" * 72
+    click.echo(line)
+    status = click.style("succeeded", fg="green") if summary.success else click.style("FAILED", fg="red")
+    click.echo(f"Run {summary.run_id[:8]} {status} in {elapsed:.1f}s (as of {summary.as_of.isoformat()})")
+    files = ", ".join(f"{n} {outcome}" for outcome, n in sorted(summary.files.items())) or "none new"
+    click.echo(f"Files:  {files}")
+    click.echo(f"Rows:   {summary.rows_loaded:,} loaded, {summary.rows_quarantined:,} quarantined")
+    if summary.reasons:
+        click.echo("Quarantined rows by reason:")
+        for reason, n in summary.reasons.most_common(12):
+            click.echo(f"  {n:>8,}  {reason}")
+    for name, error in summary.rejected[:10]:
+        click.echo(f"Rejected file: {name}: {error}")
+    if summary.failure:
+        click.echo(click.style(f"Failure: {summary.failure}", fg="red"))
+        click.echo("The previous serving snapshot, if any, was left as it was.")
+    elif summary.published_tables:
+        click.echo(f"Published {len(summary.published_tables)} tables to the serving snapshot.")
+    click.echo(line)
+
+
+@main.command()
+@click.option("--port", default=8501, show_default=True)
+def dashboard(port: int) -> None:
+    """Serve the dashboard app (reads only the serving snapshot)."""
+    app = PROJECT_ROOT / "dashboards" / "app.py"
+    streamlit = Path(sys.executable).parent / "streamlit"
+    os.execv(
+        str(streamlit),
+        [str(streamlit), "run", str(app), "--server.port", str(port), "--server.headless", "true",
+         "--browser.gatherUsageStats", "false"],
+    )
+
+
+@main.command()
+@click.option("--out", type=click.Path(path_type=Path), default=DEFAULT_KEY_FILE, show_default=True)
+def keygen(out: Path) -> None:
+    """Create a random pseudonymisation key file (outside git) if none exists; print its path."""
+    if out.exists():
+        click.echo(f"Key file already exists: {out}")
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secrets.token_hex(32) + "\n")
+    click.echo(f"Created key file {out} (mode 600). Set OCSE_PSEUDONYM_KEY_FILE={out}")
+
+
+@main.group()
+def contracts() -> None:
+    """Work with the feed contracts in data_contracts/."""
+
+
+SOURCES_FILE = PROJECT_ROOT / "dbt" / "models" / "staging" / "_staging__sources.yml"
+
+
+@contracts.command("sync")
+def contracts_sync() -> None:
+    """Regenerate the dbt sources from the contracts."""
+    from ocse.contracts import dbt_sources_yaml
+
+    SOURCES_FILE.write_text(dbt_sources_yaml(), encoding="utf-8")
+    click.echo(f"Wrote {SOURCES_FILE.relative_to(PROJECT_ROOT)}")
+
+
+@contracts.command("check")
+def contracts_check() -> None:
+    """Fail if the dbt sources differ from what the contracts say."""
+    from ocse.contracts import dbt_sources_yaml
+
+    if SOURCES_FILE.read_text(encoding="utf-8") != dbt_sources_yaml():
+        raise click.ClickException("dbt sources are out of date: run `ocse contracts sync`.")
+    click.echo("dbt sources agree with the contracts.")
+
+
+def _register_generate() -> None:
+    from sample_data.cli import generate_command
+
+    main.add_command(generate_command)
+
+
+try:
+    _register_generate()
+except ImportError:  # the generator module is optional for library use
+    pass

@@ -1,0 +1,129 @@
+"""Running the Dagster pipeline in-process (what `ocse run` does) and summarising it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from ocse.settings import PROJECT_ROOT, OcseSettings, get_settings
+
+DBT_DIR = PROJECT_ROOT / "dbt"
+
+
+def prepare_dbt() -> None:
+    """Parse the dbt project into target/manifest.json, which the Dagster assets load."""
+    dbt = Path(sys.executable).parent / "dbt"
+    subprocess.run(
+        [str(dbt), "parse", "--quiet", "--project-dir", str(DBT_DIR), "--profiles-dir", str(DBT_DIR)],
+        check=True,
+        cwd=DBT_DIR,
+    )
+
+
+@dataclass
+class RunSummary:
+    success: bool
+    run_id: str
+    as_of: datetime
+    files: Counter = field(default_factory=Counter)
+    rows_loaded: int = 0
+    rows_quarantined: int = 0
+    reasons: Counter = field(default_factory=Counter)
+    rejected: list[tuple[str, str]] = field(default_factory=list)
+    published_tables: dict[str, int] = field(default_factory=dict)
+    failure: str | None = None
+
+
+def run_pipeline(as_of: datetime, *, instance=None) -> RunSummary:
+    """Execute job `ocse_pipeline` in this process (same assets, checks and order as in the
+    Dagster UI) at as-of time `as_of`, then summarise what it did from the warehouse."""
+    import dagster as dg
+
+    from dagster_project.defs.resources import AS_OF_TAG
+    from ocse.warehouse import connect, ensure_schema
+
+    settings = get_settings()
+    settings.key_bytes  # noqa: B018 - fail before anything else when no key is configured
+    conn = connect(settings.warehouse)
+    try:
+        ensure_schema(conn)
+        (before,) = conn.execute("select coalesce(max(file_id), 0) from ingest.ledger").fetchone()
+    finally:
+        conn.close()
+
+    prepare_dbt()
+    from dagster_project.definitions import defs
+
+    instance = instance or (
+        dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+    )
+    result = defs.resolve_job_def("ocse_pipeline").execute_in_process(
+        instance=instance,
+        tags={AS_OF_TAG: as_of.isoformat(), "ocse/trigger": "cli"},
+        # Progress lines (files ingested, models built, checks) without Dagster's debug events.
+        run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+        raise_on_error=False,
+    )
+    summary = RunSummary(success=result.success, run_id=result.run_id, as_of=as_of)
+    if not result.success:
+        failures = [
+            f"{e.step_key}: {e.message}" for e in result.all_events if e.is_step_failure
+        ]
+        checks = [
+            f"{e.asset_check_evaluation_data.asset_key.to_user_string()}"
+            f" {e.asset_check_evaluation_data.check_name}"
+            for e in result.all_events
+            if e.event_type_value == "ASSET_CHECK_EVALUATION"
+            and not e.asset_check_evaluation_data.passed
+        ]
+        summary.failure = "; ".join(failures + [f"check failed: {c}" for c in checks]) or "failed"
+    _summarise_ingest(settings, before, summary)
+    return summary
+
+
+def _summarise_ingest(settings: OcseSettings, before: int, summary: RunSummary) -> None:
+    from ocse.warehouse import connect
+
+    conn = connect(settings.warehouse)
+    try:
+        rows = conn.execute(
+            "select outcome, file_name, rows_loaded, rows_quarantined, error "
+            "from ingest.ledger where file_id > ? order by file_id",
+            [before],
+        ).fetchall()
+        for outcome, name, loaded, quarantined, error in rows:
+            summary.files[outcome] += 1
+            summary.rows_loaded += loaded
+            summary.rows_quarantined += quarantined
+            if outcome == "rejected":
+                summary.rejected.append((name, error))
+        summary.reasons = Counter(
+            dict(
+                conn.execute(
+                    "select split_part(r, ':', 1) || ':' || split_part(r, ':', 2), count(*) "
+                    "from (select unnest(reason_codes) as r from ingest.quarantine "
+                    "where file_id > ?) group by 1 order by 2 desc",
+                    [before],
+                ).fetchall()
+            )
+        )
+    finally:
+        conn.close()
+    if settings.serving.exists() and summary.success:
+        from ocse.serving import open_snapshot
+
+        snap = open_snapshot(settings.serving)
+        try:
+            summary.published_tables = dict(
+                snap.execute(
+                    "select schema_name || '.' || table_name, estimated_size from duckdb_tables() "
+                    "where schema_name = 'marts' order by 1"
+                ).fetchall()
+            )
+        finally:
+            snap.close()

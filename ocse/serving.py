@@ -1,0 +1,95 @@
+"""The serving snapshot: what dashboards and exports read.
+
+After a successful run the published tables (schema `marts`) are copied into a new DuckDB
+file next to the serving path, which then replaces the old one with an atomic rename. A
+reader holding the old file keeps a consistent view; a failed run never reaches this step,
+so the previous snapshot stays as it was. Readers never open the warehouse the pipeline
+writes (DuckDB allows one writer, and a reader in another process would block it).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+
+PUBLISHED_SCHEMAS = ("marts",)
+
+
+@dataclass(frozen=True)
+class PublishedSnapshot:
+    path: Path
+    tables: dict[str, int]  # "<schema>.<table>" -> rows
+    published_at: datetime
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def publish_snapshot(
+    conn: duckdb.DuckDBPyConnection,
+    serving_path: Path,
+    *,
+    as_of: datetime,
+    run_id: str,
+    reporting_tz: str,
+) -> PublishedSnapshot:
+    """Copy the published schemas of the warehouse (`conn`) into `serving_path`, atomically."""
+    serving_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = serving_path.with_name(f".{serving_path.name}.{uuid.uuid4().hex}.tmp")
+    published_at = datetime.now(UTC)
+    tables: dict[str, int] = {}
+    # The path is ours (settings), not user input; ATTACH takes no parameters.
+    conn.execute(f"attach '{tmp.as_posix().replace(chr(39), chr(39) * 2)}' as snapshot")
+    try:
+        for schema in PUBLISHED_SCHEMAS:
+            conn.execute(f"create schema snapshot.{schema}")
+            names = conn.execute(
+                "select table_name from duckdb_tables() "
+                "where database_name = current_database() and schema_name = ? order by 1",
+                [schema],
+            ).fetchall()
+            for (name,) in names:
+                conn.execute(
+                    f"create table snapshot.{schema}.{name} as select * from {schema}.{name}"
+                )
+                tables[f"{schema}.{name}"] = conn.execute(
+                    f"select count(*) from snapshot.{schema}.{name}"
+                ).fetchone()[0]
+        conn.execute("create schema snapshot.meta")
+        conn.execute(
+            "create table snapshot.meta.snapshot as select "
+            "?::timestamptz as published_at, ?::timestamptz as as_of, "
+            "?::varchar as run_id, ?::varchar as reporting_tz",
+            [published_at, as_of, run_id, reporting_tz],
+        )
+        conn.execute("detach snapshot")
+        _fsync(tmp)
+        os.replace(tmp, serving_path)
+        _fsync(serving_path.parent)
+    except BaseException:
+        try:
+            conn.execute("detach snapshot")
+        except duckdb.Error:
+            pass
+        tmp.unlink(missing_ok=True)
+        raise
+    return PublishedSnapshot(path=serving_path, tables=tables, published_at=published_at)
+
+
+def open_snapshot(path: Path) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to the serving snapshot, with no access to other files."""
+    conn = duckdb.connect(
+        str(path), read_only=True, config={"enable_external_access": False}
+    )
+    conn.execute("set TimeZone = 'UTC'")
+    return conn

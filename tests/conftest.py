@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ocse.pseudonymise import PseudonymKey
+from ocse.warehouse import connect
+from tests.feeds import TEST_KEY
+
+
+@pytest.fixture
+def key() -> PseudonymKey:
+    return PseudonymKey.from_secret(TEST_KEY.encode(), 1)
+
+
+@pytest.fixture
+def landing(tmp_path: Path) -> Path:
+    path = tmp_path / "landing"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def conn(tmp_path: Path):
+    connection = connect(tmp_path / "warehouse.duckdb")
+    yield connection
+    connection.close()
+
+
+@pytest.fixture
+def ocse_env(tmp_path: Path, monkeypatch) -> dict[str, Path]:
+    """Every OCSE_* setting pointed into tmp_path, with a test key."""
+    paths = {
+        "landing": tmp_path / "landing",
+        "warehouse": tmp_path / "wh" / "ocse.duckdb",
+        "serving": tmp_path / "wh" / "serving.duckdb",
+    }
+    paths["landing"].mkdir(exist_ok=True)
+    monkeypatch.setenv("OCSE_LANDING_DIR", str(paths["landing"]))
+    monkeypatch.setenv("OCSE_WAREHOUSE", str(paths["warehouse"]))
+    monkeypatch.setenv("OCSE_SERVING", str(paths["serving"]))
+    monkeypatch.setenv("OCSE_PSEUDONYM_KEY", TEST_KEY)
+    monkeypatch.delenv("OCSE_PSEUDONYM_KEY_FILE", raising=False)
+    monkeypatch.delenv("OCSE_AS_OF", raising=False)
+    return paths
