@@ -1,10 +1,10 @@
 """`ocse`: the command line of the warehouse.
 
-    ocse generate ...            write sample feed files (sample_data/)
-    ocse run --landing DIR --warehouse FILE [--serving FILE] [--as-of TIMESTAMP]
-    ocse dashboard               serve the dashboards on the serving snapshot
-    ocse keygen                  create a local pseudonymisation key for the demo
-    ocse contracts sync|check    derive the dbt sources from data_contracts/
+ocse generate ...            write sample feed files (sample_data/)
+ocse run --landing DIR --warehouse FILE [--serving FILE] [--as-of TIMESTAMP]
+ocse dashboard               serve the dashboards on the serving snapshot
+ocse keygen                  create a local pseudonymisation key for the demo
+ocse contracts sync|check    derive the dbt sources from data_contracts/
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 import click
 
 from ocse.settings import PROJECT_ROOT
+from sample_data.cli import generate_command
 
 DEFAULT_KEY_FILE = Path.home() / ".config" / "ocse" / "pseudonym.key"
 
@@ -36,8 +37,12 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--landing", type=click.Path(path_type=Path), help="Landing folder [OCSE_LANDING_DIR].")
-@click.option("--warehouse", type=click.Path(path_type=Path), help="Warehouse file [OCSE_WAREHOUSE].")
+@click.option(
+    "--landing", type=click.Path(path_type=Path), help="Landing folder [OCSE_LANDING_DIR]."
+)
+@click.option(
+    "--warehouse", type=click.Path(path_type=Path), help="Warehouse file [OCSE_WAREHOUSE]."
+)
 @click.option("--serving", type=click.Path(path_type=Path), help="Serving snapshot [OCSE_SERVING].")
 @click.option(
     "--as-of",
@@ -79,9 +84,15 @@ def run(landing: Path | None, warehouse: Path | None, serving: Path | None, as_o
 def _print_summary(summary, elapsed: float) -> None:
     line = "─" * 72
     click.echo(line)
-    status = click.style("succeeded", fg="green") if summary.success else click.style("FAILED", fg="red")
-    click.echo(f"Run {summary.run_id[:8]} {status} in {elapsed:.1f}s (as of {summary.as_of.isoformat()})")
-    files = ", ".join(f"{n} {outcome}" for outcome, n in sorted(summary.files.items())) or "none new"
+    status = (
+        click.style("succeeded", fg="green") if summary.success else click.style("FAILED", fg="red")
+    )
+    click.echo(
+        f"Run {summary.run_id[:8]} {status} in {elapsed:.1f}s (as of {summary.as_of.isoformat()})"
+    )
+    files = (
+        ", ".join(f"{n} {outcome}" for outcome, n in sorted(summary.files.items())) or "none new"
+    )
     click.echo(f"Files:  {files}")
     click.echo(f"Rows:   {summary.rows_loaded:,} loaded, {summary.rows_quarantined:,} quarantined")
     if summary.reasons:
@@ -106,8 +117,17 @@ def dashboard(port: int) -> None:
     streamlit = Path(sys.executable).parent / "streamlit"
     os.execv(
         str(streamlit),
-        [str(streamlit), "run", str(app), "--server.port", str(port), "--server.headless", "true",
-         "--browser.gatherUsageStats", "false"],
+        [
+            str(streamlit),
+            "run",
+            str(app),
+            "--server.port",
+            str(port),
+            "--server.headless",
+            "true",
+            "--browser.gatherUsageStats",
+            "false",
+        ],
     )
 
 
@@ -152,13 +172,4 @@ def contracts_check() -> None:
     click.echo("dbt sources agree with the contracts.")
 
 
-def _register_generate() -> None:
-    from sample_data.cli import generate_command
-
-    main.add_command(generate_command)
-
-
-try:
-    _register_generate()
-except ImportError:  # the generator module is optional for library use
-    pass
+main.add_command(generate_command)

@@ -19,7 +19,15 @@ def prepare_dbt() -> None:
     """Parse the dbt project into target/manifest.json, which the Dagster assets load."""
     dbt = Path(sys.executable).parent / "dbt"
     subprocess.run(
-        [str(dbt), "parse", "--quiet", "--project-dir", str(DBT_DIR), "--profiles-dir", str(DBT_DIR)],
+        [
+            str(dbt),
+            "parse",
+            "--quiet",
+            "--project-dir",
+            str(DBT_DIR),
+            "--profiles-dir",
+            str(DBT_DIR),
+        ],
         check=True,
         cwd=DBT_DIR,
     )
@@ -60,7 +68,9 @@ def run_pipeline(as_of: datetime, *, instance=None) -> RunSummary:
     from dagster_project.definitions import defs
 
     instance = instance or (
-        dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+        dg.DagsterInstance.get()
+        if os.environ.get("DAGSTER_HOME")
+        else dg.DagsterInstance.ephemeral()
     )
     result = defs.resolve_job_def("ocse_pipeline").execute_in_process(
         instance=instance,
@@ -71,9 +81,7 @@ def run_pipeline(as_of: datetime, *, instance=None) -> RunSummary:
     )
     summary = RunSummary(success=result.success, run_id=result.run_id, as_of=as_of)
     if not result.success:
-        failures = [
-            f"{e.step_key}: {e.message}" for e in result.all_events if e.is_step_failure
-        ]
+        failures = [f"{e.step_key}: {e.message}" for e in result.all_events if e.is_step_failure]
         checks = [
             f"{e.asset_check_evaluation_data.asset_key.to_user_string()}"
             f" {e.asset_check_evaluation_data.check_name}"

@@ -52,7 +52,8 @@ def pseudonym_sql(column_sql: str) -> str:
     Expects the named parameters $ipad, $opad (BLOB) and $prefix (VARCHAR).
     """
     inner = f"unhex(sha256($ipad::blob || encode({column_sql})))"
-    return f"case when {column_sql} is null then null else $prefix || sha256($opad::blob || {inner}) end"
+    outer = f"$prefix || sha256($opad::blob || {inner})"
+    return f"case when {column_sql} is null then null else {outer} end"
 
 
 def sql_params(key: PseudonymKey) -> dict[str, object]:

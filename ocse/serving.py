@@ -9,6 +9,7 @@ writes (DuckDB allows one writer, and a reader in another process would block it
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from dataclasses import dataclass
@@ -77,10 +78,8 @@ def publish_snapshot(
         os.replace(tmp, serving_path)
         _fsync(serving_path.parent)
     except BaseException:
-        try:
+        with contextlib.suppress(duckdb.Error):
             conn.execute("detach snapshot")
-        except duckdb.Error:
-            pass
         tmp.unlink(missing_ok=True)
         raise
     return PublishedSnapshot(path=serving_path, tables=tables, published_at=published_at)
@@ -88,8 +87,6 @@ def publish_snapshot(
 
 def open_snapshot(path: Path) -> duckdb.DuckDBPyConnection:
     """A read-only connection to the serving snapshot, with no access to other files."""
-    conn = duckdb.connect(
-        str(path), read_only=True, config={"enable_external_access": False}
-    )
+    conn = duckdb.connect(str(path), read_only=True, config={"enable_external_access": False})
     conn.execute("set TimeZone = 'UTC'")
     return conn

@@ -28,7 +28,9 @@ class OcseSettings(BaseSettings):
         env_prefix="OCSE_", env_file=PROJECT_ROOT / ".env", extra="ignore"
     )
 
-    landing_dir: Path = Field(PROJECT_ROOT / "landing", description="Folder the feeds drop files into.")
+    landing_dir: Path = Field(
+        PROJECT_ROOT / "landing", description="Folder the feeds drop files into."
+    )
     warehouse: Path = Field(
         PROJECT_ROOT / "warehouse" / "ocse.duckdb",
         description="The DuckDB file the pipeline writes (one writer; dashboards never open it).",
@@ -44,7 +46,9 @@ class OcseSettings(BaseSettings):
     pseudonym_key_file: Path | None = Field(
         None, description="File holding the secret key (kept outside git)."
     )
-    pseudonym_key_version: int = Field(1, ge=1, description="Version of the key, part of every ref.")
+    pseudonym_key_version: int = Field(
+        1, ge=1, description="Version of the key, part of every ref."
+    )
     reporting_tz: str = Field("Asia/Shanghai", description="Days, weeks and months are taken here.")
     as_of: datetime | None = Field(None, description="As-of time T of a run; default now.")
     ge_sample_rows: int = Field(
@@ -53,6 +57,11 @@ class OcseSettings(BaseSettings):
         description="Rows of a new batch the Great Expectations check validates (a random sample "
         "above this size; every row below it).",
     )
+
+    @field_validator("landing_dir", "warehouse", "serving", "log_dir", "pseudonym_key_file")
+    @classmethod
+    def _expand_home(cls, value: Path | None) -> Path | None:
+        return value.expanduser() if value is not None else None
 
     @field_validator("reporting_tz")
     @classmethod

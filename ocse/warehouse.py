@@ -14,7 +14,7 @@ from pathlib import Path
 
 import duckdb
 
-from ocse.contracts import LINEAGE_COLUMNS, Field, FeedContract, all_contracts
+from ocse.contracts import LINEAGE_COLUMNS, FeedContract, Field, all_contracts
 
 SQL_TYPES = {
     "string": "varchar",

@@ -162,11 +162,21 @@ def test_crash_halfway_through_a_file_leaves_nothing_and_next_run_loads_it_whole
 
 
 def test_every_version_is_kept_in_raw_history(landing, conn, key):
-    write_csv(landing / "reports" / "d1" / "a.csv",
-              [row("reports", resolution="pending", resolved_at=None, feedback_sent_at=None,
-                   updated_at="2025-03-01T10:00:00Z")])
+    write_csv(
+        landing / "reports" / "d1" / "a.csv",
+        [
+            row(
+                "reports",
+                resolution="pending",
+                resolved_at=None,
+                feedback_sent_at=None,
+                updated_at="2025-03-01T10:00:00Z",
+            )
+        ],
+    )
     write_csv(landing / "reports" / "d2" / "b.csv", [row("reports")])
     ingest_landing(conn, landing, key)
-    assert conn.execute(
-        "select resolution from raw.reports order by _file_id"
-    ).fetchall() == [("pending",), ("actioned",)]
+    assert conn.execute("select resolution from raw.reports order by _file_id").fetchall() == [
+        ("pending",),
+        ("actioned",),
+    ]

@@ -92,11 +92,11 @@ def test_every_reason_code_is_produced_on_its_row(feed, fmt, landing, conn, key)
     (result,) = summary.files
     assert result.outcome == "partially_quarantined"
     assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == (
-        len(rows), 1, len(cases),
+        len(rows),
+        1,
+        len(cases),
     )
-    got = dict(
-        conn.execute("select row_number, reason_codes from ingest.quarantine").fetchall()
-    )
+    got = dict(conn.execute("select row_number, reason_codes from ingest.quarantine").fetchall())
     for row_number, (changes, expected) in enumerate(cases, start=2):
         assert expected in got.get(row_number, []), (
             f"row {row_number} {changes} should be quarantined with {expected}, "

@@ -1,6 +1,5 @@
 """The warehouse resource shared by every asset: settings, connections, the run's as-of time."""
 
-
 from datetime import UTC, datetime
 
 import dagster as dg

@@ -127,7 +127,9 @@ def validate_frame(contract: FeedContract, frame: pd.DataFrame) -> SuiteResult:
         if not r.success:
             cfg = r.expectation_config
             column = cfg.kwargs.get("column") or cfg.kwargs.get("column_A") or "table"
-            failed.append(f"{cfg.type}({column}): {r.result.get('unexpected_count', '?')} unexpected")
+            failed.append(
+                f"{cfg.type}({column}): {r.result.get('unexpected_count', '?')} unexpected"
+            )
     return SuiteResult(
         success=bool(result.success),
         rows_validated=len(frame),

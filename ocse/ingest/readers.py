@@ -52,11 +52,12 @@ def _read_jsonl(
     conn: duckdb.DuckDBPyConnection, file: LandedFile, contract: FeedContract
 ) -> list[str]:
     conn.execute(
-        "create or replace temp table _batch_src as "
-        "select json from read_ndjson_objects($path)",
+        "create or replace temp table _batch_src as select json from read_ndjson_objects($path)",
         {"path": str(file.path)},
     )
-    if conn.execute("select count(*) from _batch_src where json_type(json) <> 'OBJECT'").fetchone()[0]:
+    if conn.execute("select count(*) from _batch_src where json_type(json) <> 'OBJECT'").fetchone()[
+        0
+    ]:
         raise FileRejected("unreadable_file", "a line is not a JSON object")
     keys = [
         k
@@ -83,7 +84,8 @@ def _read_jsonl(
         selects.append(f"{expr} as {f.name}")
     cols = "".join(", " + s for s in selects)
     conn.execute(
-        f"create or replace temp table _batch as select row_number() over (order by rowid) as _row_number{cols} from _batch_src"
+        "create or replace temp table _batch as "
+        f"select row_number() over (order by rowid) as _row_number{cols} from _batch_src"
     )
     return keys
 

@@ -38,11 +38,17 @@ def _typed_sql(f: Field) -> str:
         case "string":
             return s
         case "timestamp":
-            return f"case when regexp_full_match({s}, '{_OFFSET_RE}') then try_cast({s} as timestamptz) end"
+            return (
+                f"case when regexp_full_match({s}, '{_OFFSET_RE}') "
+                f"then try_cast({s} as timestamptz) end"
+            )
         case "number":
             return f"case when isfinite(try_cast({s} as double)) then try_cast({s} as double) end"
         case "integer":
-            return f"case when regexp_full_match(trim({s}), '{_INTEGER_RE}') then try_cast(trim({s}) as bigint) end"
+            return (
+                f"case when regexp_full_match(trim({s}), '{_INTEGER_RE}') "
+                f"then try_cast(trim({s}) as bigint) end"
+            )
         case "array":
             return f"string_split({s}, '|')"
     raise ValueError(f"unsupported logicalType {f.logical_type!r} in contract")
@@ -81,8 +87,11 @@ def _field_reasons(f: Field) -> list[str]:
 def checked_table_sql(contract: FeedContract, present_columns: set[str]) -> str:
     """SQL creating temp table `_checked` from `_batch` (see module docstring)."""
     source = ",\n        ".join(
-        (f"nullif({f.name}, '') as s_{f.name}" if f.name in present_columns
-         else f"null::varchar as s_{f.name}")
+        (
+            f"nullif({f.name}, '') as s_{f.name}"
+            if f.name in present_columns
+            else f"null::varchar as s_{f.name}"
+        )
         for f in contract.fields
     )
     typed = ",\n        ".join(f"{_typed_sql(f)} as {f.name}" for f in contract.fields)

@@ -1,7 +1,6 @@
 """dbt models as Dagster assets (keys and groups from each model's layer folder); dbt tests
 surface as asset checks, source tests included."""
 
-
 import json
 from collections.abc import Mapping
 from typing import Any

@@ -1,6 +1,5 @@
 """The ingestion gate as Dagster assets: landing files -> raw history, ledger, quarantine."""
 
-
 import dagster as dg
 
 from dagster_project.defs.resources import WarehouseResource

@@ -1,7 +1,6 @@
 """Blocking contract checks: the Great Expectations suite of each feed, derived from its
 contract, run on the rows this run loaded. A failure stops every downstream asset."""
 
-
 import dagster as dg
 
 from dagster_project.defs.ingest.assets import RAW_KEYS

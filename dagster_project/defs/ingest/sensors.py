@@ -1,6 +1,5 @@
 """Runs the pipeline when new files land, so data is minutes-fresh without anyone watching."""
 
-
 import hashlib
 
 import dagster as dg

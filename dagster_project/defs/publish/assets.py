@@ -1,6 +1,5 @@
 """Publishing: the read-only serving snapshot that dashboards and exports read."""
 
-
 import dagster as dg
 
 from dagster_project.defs.dbt.assets import MART_KEYS

@@ -1,0 +1,19 @@
+# The README's two commands: `make demo` and `make test`. Everything they need is installed
+# here, from the lock file, so they work on a fresh machine.
+SHELL := /bin/bash
+UV := python3 -m uv
+
+.PHONY: setup demo test lint bench
+
+setup:
+	@python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
+	@$(UV) sync --frozen --quiet
+
+demo: setup
+	@bash scripts/demo.sh
+
+test: setup
+	@bash scripts/test.sh
+
+lint: setup
+	@$(UV) run ruff check . && $(UV) run ruff format --check .

@@ -1,0 +1,397 @@
+"""Pipeline health, for operations: is every feed delivering, what did the ingestion gate load,
+and what did it hold back (quarantined rows, rejected files, duplicate deliveries)?
+
+Reads `marts.ops_ingest_ledger` and `marts.ops_quarantine` of the serving snapshot.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+import streamlit as st
+
+from dashboards import charts, frame, queries
+from dashboards.formatting import (
+    format_age,
+    format_count,
+    format_rate,
+    format_timestamp,
+    minutes_between,
+)
+from dashboards.settings import get_dashboard_settings
+from ocse.contracts import FEEDS
+
+DEFAULT_RANGE_DAYS = 7
+QUARANTINED_ROWS_SHOWN = 200
+CHART_CONFIG = {"displayModeBar": False}
+
+TEXT = {
+    "title": "Pipeline health",
+    "intro": (
+        "Files the feeds delivered, what the ingestion gate did with them, and how fresh "
+        "each feed is."
+    ),
+    "no_files": "The snapshot is published but no file has been ingested yet.",
+    "filter_feeds": "Feeds",
+    "filter_dates": "Ingested between",
+    "filter_dates_help": "Whole days in the reporting time zone ({tz}).",
+    "no_feed_selected": "Choose at least one feed.",
+    "kpi_files": "Files processed",
+    "kpi_files_help": "Files the gate processed in the selection, whatever the outcome.",
+    "kpi_rows_loaded": "Rows loaded",
+    "kpi_rows_loaded_help": "Rows that passed their feed's contract and reached the warehouse.",
+    "kpi_rows_quarantined": "Rows quarantined",
+    "kpi_rows_quarantined_help": (
+        "Rows held back: rows that broke the contract, plus every row read from a rejected "
+        "file. The rate is rows quarantined / rows read."
+    ),
+    "kpi_quarantine_rate": "{rate} of rows read",
+    "kpi_files_rejected": "Files rejected",
+    "kpi_files_rejected_help": "Files with a file-level problem; nothing of them was loaded.",
+    "kpi_duplicates": "Duplicate deliveries",
+    "kpi_duplicates_help": "Files whose bytes had already been processed; skipped.",
+    "freshness_heading": "Data freshness",
+    "freshness_caption": (
+        "Per feed, now (the date range does not apply). A feed is stale when its last file "
+        "that loaded rows is more than {minutes} minutes old "
+        "(`OCSE_FRESHNESS_WARN_MINUTES`)."
+    ),
+    "freshness_stale": (
+        "{count} of {total} feeds have loaded no new file for more than {minutes} minutes."
+    ),
+    "freshness_all_fresh": "Every feed loaded a file in the last {minutes} minutes.",
+    "status_fresh": "🟢 Fresh",
+    "status_stale": "🟠 Stale",
+    "status_never": "⚪ No file yet",
+    "col_feed": "Feed",
+    "col_status": "Status",
+    "col_last_loaded": "Last file loaded",
+    "col_since_loaded": "Since last load",
+    "col_last_ingested": "Last file ingested",
+    "col_files": "Files (all time)",
+    "outcomes_heading": "Files by outcome",
+    "outcomes_y": "Files",
+    "outcomes_caption": {
+        "hour": "Files per hour of ingestion.",
+        "day": "Files per day of ingestion.",
+        "week": "Files per week of ingestion (weeks start on Monday).",
+    },
+    "reasons_heading": "Quarantine reasons",
+    "reasons_x": "Quarantined rows",
+    "reasons_caption": "Rows itemised in quarantine, by kind of contract breach; a row counts "
+    "once for each kind it breaks.",
+    "no_data": "Nothing in this selection.",
+    "problems_heading": "Rejected and duplicate files",
+    "problems_caption": "Rejected files stay in the landing folder; fix and re-deliver them.",
+    "no_problems": "No rejected or duplicate file in this selection.",
+    "col_ingested_at": "Ingested",
+    "col_file": "File",
+    "col_outcome": "Outcome",
+    "col_error": "Error",
+    "quarantine_heading": "Recent quarantined rows",
+    "quarantine_caption": (
+        "The {limit} most recent rows in the selection. Identifiers in the records are "
+        "pseudonymised. Click a record cell to expand it, or select a row to see it below."
+    ),
+    "no_quarantine": "No quarantined row in this selection.",
+    "col_quarantined_at": "Quarantined",
+    "col_row": "Row",
+    "col_reasons": "Reasons",
+    "col_record": "Record",
+    "record_heading": "**Record of the selected row**",
+    "record_source": "{file}, row {row}",
+    "record_not_json": "This record is not valid JSON; shown as stored:",
+}
+OUTCOME_LABELS = {
+    "loaded": "Loaded",
+    "partially_quarantined": "Partially quarantined",
+    "rejected": "Rejected",
+    "duplicate": "Duplicate",
+}
+
+
+def feed_options(snapshot: queries.SnapshotIdentity) -> list[str]:
+    """The contract feeds first, then any other feed the ledger knows."""
+    delivered = queries.ingest_feeds(snapshot)
+    return list(FEEDS) + sorted(feed for feed in delivered if feed not in FEEDS)
+
+
+def chart_period(first_day: date, last_day: date) -> str:
+    days = (last_day - first_day).days + 1
+    if days <= 3:
+        return "hour"
+    if days <= 120:
+        return "day"
+    return "week"
+
+
+def freshness_table(
+    latest: pd.DataFrame, feeds: list[str], now: datetime, warn_minutes: float, tz: str
+) -> pd.DataFrame:
+    by_feed = latest.set_index("feed")
+    rows = []
+    for feed in feeds:
+        known = feed in by_feed.index
+        last_loaded = _as_datetime(by_feed.at[feed, "last_loaded_at"]) if known else None
+        last_ingested = _as_datetime(by_feed.at[feed, "last_ingested_at"]) if known else None
+        since = minutes_between(last_loaded, now)
+        if since is None:
+            status = TEXT["status_never"]
+        elif since > warn_minutes:
+            status = TEXT["status_stale"]
+        else:
+            status = TEXT["status_fresh"]
+        rows.append(
+            {
+                TEXT["col_feed"]: feed,
+                TEXT["col_status"]: status,
+                TEXT["col_last_loaded"]: format_timestamp(last_loaded, tz),
+                TEXT["col_since_loaded"]: format_age(since),
+                TEXT["col_last_ingested"]: format_timestamp(last_ingested, tz),
+                TEXT["col_files"]: int(by_feed.at[feed, "files"]) if known else 0,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _as_datetime(value: object) -> datetime | None:
+    return None if value is None or pd.isna(value) else pd.Timestamp(value).to_pydatetime()
+
+
+def _in_tz(data: pd.DataFrame, columns: list[str], tz: str) -> pd.DataFrame:
+    data = data.copy()
+    for column in columns:
+        data[column] = pd.to_datetime(data[column], utc=True).dt.tz_convert(tz)
+    return data
+
+
+def _datetime_column(label: str) -> st.column_config.Column:
+    return st.column_config.DatetimeColumn(label, format="YYYY-MM-DD HH:mm")
+
+
+# --- page sections ---------------------------------------------------------------------
+
+
+def filters(
+    snapshot: queries.SnapshotIdentity, info: queries.SnapshotInfo
+) -> queries.IngestSelection:
+    tz = info.reporting_tz
+    bounds = queries.ingest_time_bounds(snapshot)
+    if bounds is None:
+        st.info(TEXT["no_files"], icon=":material/inbox:")
+        st.stop()
+    zone = ZoneInfo(tz)
+    first_day, last_day = (moment.astimezone(zone).date() for moment in bounds)
+    today = datetime.now(zone).date()
+    default_first = max(first_day, last_day - timedelta(days=DEFAULT_RANGE_DAYS - 1))
+
+    with st.container(border=True):
+        feeds_col, dates_col = st.columns([3, 2])
+        options = feed_options(snapshot)
+        feeds = feeds_col.multiselect(
+            TEXT["filter_feeds"], options, default=options, key="feed", bind="query-params"
+        )
+        picked = dates_col.date_input(
+            TEXT["filter_dates"],
+            value=(default_first, last_day),
+            min_value=first_day,
+            max_value=max(last_day, today),
+            key="ingested",
+            help=TEXT["filter_dates_help"].format(tz=tz),
+            format="YYYY-MM-DD",
+        )
+    if not feeds:
+        st.info(TEXT["no_feed_selected"], icon=":material/filter_alt:")
+        st.stop()
+    # While a range is being picked the widget holds only its first day.
+    days = tuple(picked) if isinstance(picked, tuple | list) else (picked,)
+    start_day, end_day = days[0], days[-1]
+    return queries.IngestSelection.for_days(feeds, start_day, end_day, tz)
+
+
+def kpi_row(snapshot: queries.SnapshotIdentity, selection: queries.IngestSelection) -> None:
+    kpis = queries.ingest_kpis(snapshot, selection)
+    files, loaded, quarantined, rejected, duplicates = st.columns(5)
+    files.metric(
+        TEXT["kpi_files"],
+        format_count(kpis.files),
+        help=TEXT["kpi_files_help"],
+        border=True,
+        height="stretch",
+    )
+    loaded.metric(
+        TEXT["kpi_rows_loaded"],
+        format_count(kpis.rows_loaded),
+        help=TEXT["kpi_rows_loaded_help"],
+        border=True,
+        height="stretch",
+    )
+    quarantined.metric(
+        TEXT["kpi_rows_quarantined"],
+        format_count(kpis.rows_quarantined),
+        delta=TEXT["kpi_quarantine_rate"].format(rate=format_rate(kpis.quarantine_rate)),
+        delta_color="orange" if kpis.rows_quarantined else "gray",
+        delta_arrow="off",
+        help=TEXT["kpi_rows_quarantined_help"],
+        border=True,
+        height="stretch",
+    )
+    rejected.metric(
+        TEXT["kpi_files_rejected"],
+        format_count(kpis.files_rejected),
+        help=TEXT["kpi_files_rejected_help"],
+        border=True,
+        height="stretch",
+    )
+    duplicates.metric(
+        TEXT["kpi_duplicates"],
+        format_count(kpis.files_duplicate),
+        help=TEXT["kpi_duplicates_help"],
+        border=True,
+        height="stretch",
+    )
+
+
+def freshness(snapshot: queries.SnapshotIdentity, feeds: tuple[str, ...], tz: str) -> None:
+    warn_minutes = get_dashboard_settings().freshness_warn_minutes
+    minutes_text = f"{warn_minutes:g}"
+    st.subheader(TEXT["freshness_heading"])
+    st.caption(TEXT["freshness_caption"].format(minutes=minutes_text))
+    table = freshness_table(
+        queries.feed_freshness(snapshot, feeds), list(feeds), datetime.now(UTC), warn_minutes, tz
+    )
+    stale = int((table[TEXT["col_status"]] != TEXT["status_fresh"]).sum())
+    if stale:
+        st.warning(
+            TEXT["freshness_stale"].format(count=stale, total=len(table), minutes=minutes_text),
+            icon=":material/schedule:",
+        )
+    else:
+        st.success(
+            TEXT["freshness_all_fresh"].format(minutes=minutes_text), icon=":material/check:"
+        )
+    st.dataframe(table, hide_index=True, key="freshness_table")
+
+
+def outcome_and_reason_charts(
+    snapshot: queries.SnapshotIdentity, selection: queries.IngestSelection, tz: str
+) -> None:
+    first_day = selection.start.date()
+    last_day = (selection.end - timedelta(days=1)).date()
+    period = chart_period(first_day, last_day)
+    st.subheader(TEXT["outcomes_heading"])
+    st.caption(TEXT["outcomes_caption"][period])
+    outcomes = queries.files_by_outcome(snapshot, selection, period, tz)
+    if outcomes.empty:
+        st.info(TEXT["no_data"])
+    else:
+        st.plotly_chart(
+            charts.files_by_outcome_figure(
+                outcomes, period=period, outcome_labels=OUTCOME_LABELS, y_title=TEXT["outcomes_y"]
+            ),
+            key="outcomes_chart",
+            config=CHART_CONFIG,
+        )
+
+    st.subheader(TEXT["reasons_heading"])
+    st.caption(TEXT["reasons_caption"])
+    reasons = queries.quarantine_reasons(snapshot, selection)
+    if reasons.empty:
+        st.info(TEXT["no_data"])
+    else:
+        st.plotly_chart(
+            charts.quarantine_reasons_figure(reasons, x_title=TEXT["reasons_x"]),
+            key="reasons_chart",
+            config=CHART_CONFIG,
+        )
+
+
+def problem_files(
+    snapshot: queries.SnapshotIdentity, selection: queries.IngestSelection, tz: str
+) -> None:
+    st.subheader(TEXT["problems_heading"])
+    files = queries.problem_files(snapshot, selection)
+    if files.empty:
+        st.info(TEXT["no_problems"], icon=":material/check:")
+        return
+    st.caption(TEXT["problems_caption"])
+    files = _in_tz(files, ["ingested_at"], tz)
+    files["outcome"] = files["outcome"].map(lambda value: OUTCOME_LABELS.get(value, value))
+    st.dataframe(
+        files,
+        hide_index=True,
+        key="problem_files_table",
+        column_order=["ingested_at", "feed", "outcome", "error", "file_name"],
+        column_config={
+            "ingested_at": _datetime_column(TEXT["col_ingested_at"]),
+            "feed": st.column_config.TextColumn(TEXT["col_feed"]),
+            "outcome": st.column_config.TextColumn(TEXT["col_outcome"]),
+            "error": st.column_config.TextColumn(TEXT["col_error"]),
+            "file_name": st.column_config.TextColumn(TEXT["col_file"]),
+        },
+    )
+
+
+def quarantined_rows(
+    snapshot: queries.SnapshotIdentity, selection: queries.IngestSelection, tz: str
+) -> None:
+    st.subheader(TEXT["quarantine_heading"])
+    rows = queries.quarantined_rows(snapshot, selection, limit=QUARANTINED_ROWS_SHOWN)
+    if rows.empty:
+        st.info(TEXT["no_quarantine"], icon=":material/check:")
+        return
+    st.caption(TEXT["quarantine_caption"].format(limit=QUARANTINED_ROWS_SHOWN))
+    rows = _in_tz(rows, ["quarantined_at"], tz)
+    rows["reason_codes"] = rows["reason_codes"].map(list)
+    picked = st.dataframe(
+        rows,
+        hide_index=True,
+        key="quarantined_rows_table",
+        on_select="rerun",
+        selection_mode="single-row",
+        column_config={
+            "quarantined_at": _datetime_column(TEXT["col_quarantined_at"]),
+            "feed": st.column_config.TextColumn(TEXT["col_feed"]),
+            "file_name": st.column_config.TextColumn(TEXT["col_file"], width="medium"),
+            "row_number": st.column_config.NumberColumn(
+                TEXT["col_row"], format="%d", width="small"
+            ),
+            "reason_codes": st.column_config.ListColumn(TEXT["col_reasons"], width="medium"),
+            "record": st.column_config.JsonColumn(TEXT["col_record"]),
+        },
+    )
+    if picked.selection.rows:
+        chosen = rows.iloc[picked.selection.rows[0]]
+        with st.container(border=True):
+            st.markdown(TEXT["record_heading"])
+            # The file name is data: st.text shows it verbatim, never as Markdown.
+            st.text(
+                TEXT["record_source"].format(file=chosen["file_name"], row=chosen["row_number"])
+            )
+            try:
+                st.json(json.loads(chosen["record"]), expanded=True)
+            except (TypeError, ValueError):
+                st.caption(TEXT["record_not_json"])
+                st.code(str(chosen["record"]), language=None)
+
+
+def main() -> None:
+    snapshot = frame.require_snapshot()
+    frame.require_tables(snapshot, ("ops_ingest_ledger", "ops_quarantine"))
+    info = frame.snapshot_info_or_stop(snapshot)
+    tz = info.reporting_tz
+
+    st.title(TEXT["title"])
+    st.caption(TEXT["intro"])
+    selection = filters(snapshot, info)
+    kpi_row(snapshot, selection)
+    freshness(snapshot, selection.feeds, tz)
+    outcome_and_reason_charts(snapshot, selection, tz)
+    problem_files(snapshot, selection, tz)
+    quarantined_rows(snapshot, selection, tz)
+
+
+main()

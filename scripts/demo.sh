@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# The demo: live sample data ending now, the pipeline run once, then the Dagster UI (with its
+# daemon: the landing sensor runs the pipeline on every new batch), a generator writing a new
+# batch every few minutes, and the dashboards. Ctrl-C stops everything.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT="$(pwd)"
+RUN="python3 -m uv run --frozen"
+
+export OCSE_LANDING_DIR="${OCSE_LANDING_DIR:-$ROOT/landing}"
+export OCSE_WAREHOUSE="${OCSE_WAREHOUSE:-$ROOT/warehouse/ocse.duckdb}"
+export OCSE_SERVING="${OCSE_SERVING:-$ROOT/warehouse/serving.duckdb}"
+export OCSE_PSEUDONYM_KEY_FILE="${OCSE_PSEUDONYM_KEY_FILE:-$HOME/.config/ocse/pseudonym.key}"
+export DAGSTER_HOME="${DAGSTER_HOME:-$ROOT/.dagster_home}"
+DAGSTER_PORT="${DAGSTER_PORT:-3000}"
+DASHBOARD_PORT="${DASHBOARD_PORT:-8501}"
+FOLLOW_INTERVAL="${OCSE_FOLLOW_INTERVAL:-300}"
+
+mkdir -p "$DAGSTER_HOME" "$(dirname "$OCSE_WAREHOUSE")"
+cp -n "$ROOT/dagster_project/dagster.yaml" "$DAGSTER_HOME/dagster.yaml" 2>/dev/null || true
+
+echo "==> Pseudonymisation key (kept outside git)"
+$RUN ocse keygen --out "$OCSE_PSEUDONYM_KEY_FILE"
+
+if [ -z "$(ls -A "$OCSE_LANDING_DIR" 2>/dev/null)" ]; then
+  echo "==> Generating 30 days of sample feeds ending now into $OCSE_LANDING_DIR"
+  $RUN ocse generate --seed 42 --days 30 --scale 20000 --out "$OCSE_LANDING_DIR"
+else
+  echo "==> Landing folder already has files; keeping them (delete it to start over)"
+fi
+
+echo "==> Running the pipeline once"
+$RUN ocse run
+
+pids=()
+cleanup() { echo; echo "Stopping..."; kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
+trap cleanup EXIT INT TERM
+
+$RUN dagster dev -m dagster_project.definitions -h 127.0.0.1 -p "$DAGSTER_PORT" \
+  >"$DAGSTER_HOME/dagster-dev.log" 2>&1 &
+pids+=($!)
+$RUN ocse generate --follow --interval "$FOLLOW_INTERVAL" --out "$OCSE_LANDING_DIR" \
+  >"$DAGSTER_HOME/generate-follow.log" 2>&1 &
+pids+=($!)
+$RUN ocse dashboard --port "$DASHBOARD_PORT" >"$DAGSTER_HOME/dashboard.log" 2>&1 &
+pids+=($!)
+
+for _ in $(seq 1 90); do
+  curl -fs "http://127.0.0.1:$DASHBOARD_PORT/_stcore/health" >/dev/null 2>&1 && break
+  sleep 1
+done
+
+cat <<MSG
+
+  OCSE Warehouse demo is running.
+    Dashboards   http://127.0.0.1:$DASHBOARD_PORT
+    Dagster UI   http://127.0.0.1:$DAGSTER_PORT   (assets, lineage, runs; the landing sensor
+                                                   runs the pipeline on every new batch)
+    New batches  every ${FOLLOW_INTERVAL}s into $OCSE_LANDING_DIR
+    Logs         $DAGSTER_HOME/*.log
+  Press Ctrl-C to stop.
+
+MSG
+wait -n "${pids[@]}"
