@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 UV := python3 -m uv
 
-.PHONY: setup demo test lint bench
+.PHONY: setup demo test lint
 
 setup:
 	@python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv

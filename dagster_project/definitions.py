@@ -20,6 +20,9 @@ defs = dg.Definitions(
     asset_checks=contract_checks,
     jobs=[ocse_pipeline],
     sensors=[landing_sensor],
+    # DuckDB allows one writing process: every step of a run executes in the run's own
+    # process, one after another (a step per process would collide on the file lock).
+    executor=dg.in_process_executor,
     resources={
         # The dbt of this environment, whether or not its bin folder is on PATH.
         "dbt": DbtCliResource(

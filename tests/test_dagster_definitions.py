@@ -1,0 +1,61 @@
+"""The Dagster definitions an operator relies on in the UI and the daemon."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from dagster_project.definitions import defs
+from dagster_project.defs.ingest.sensors import landing_sensor
+from tests.feeds import row, write_csv
+
+
+def test_runs_execute_in_one_process():
+    """DuckDB allows one writing process: with a process per step, the parallel contract
+    checks of a daemon-launched run failed on the warehouse lock."""
+    assert defs.resolve_job_def("ocse_pipeline").executor_def is dg.in_process_executor
+    assert defs.resolve_implicit_global_asset_job_def().executor_def is dg.in_process_executor
+
+
+def test_lineage_runs_from_feeds_through_dbt_to_the_snapshot():
+    graph = defs.resolve_asset_graph()
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    assert {
+        "raw/reports",
+        "ingest/ledger",
+        "staging/stg_reports__reports",
+        "marts/ops_ingest_ledger",
+        "serving/snapshot",
+    } <= keys
+    parents = {
+        p.to_user_string()
+        for p in graph.get(dg.AssetKey(["staging", "stg_reports__reports"])).parent_keys
+    }
+    assert parents == {"raw/reports"}
+    snapshot_parents = {
+        p.to_user_string() for p in graph.get(dg.AssetKey(["serving", "snapshot"])).parent_keys
+    }
+    assert {"marts/ops_ingest_ledger", "marts/ops_quarantine"} <= snapshot_parents
+
+
+def test_contract_checks_block_downstream():
+    checks = [c for c in defs.asset_checks if "contract_expectations" in str(c.check_keys)]
+    assert len(checks) == 4
+    assert all(spec.blocking for c in checks for spec in c.check_specs)
+
+
+def test_landing_sensor_requests_a_run_only_when_files_change(ocse_env):
+    landing = ocse_env["landing"]
+    with dg.build_sensor_context() as ctx:
+        assert isinstance(landing_sensor(ctx), dg.SkipReason)  # empty landing
+    write_csv(landing / "reports" / "a.csv", [row("reports")])
+    write_csv(landing / "reports" / "b.csv.tmp", [row("reports")])
+    with dg.build_sensor_context() as ctx:
+        first = landing_sensor(ctx)
+        assert isinstance(first, dg.RunRequest)
+        cursor = ctx.cursor
+    with dg.build_sensor_context(cursor=cursor) as ctx:
+        assert isinstance(landing_sensor(ctx), dg.SkipReason)  # nothing new (tmp ignored)
+    write_csv(landing / "reports" / "c.csv", [row("reports", report_id="rpt-9")])
+    with dg.build_sensor_context(cursor=cursor) as ctx:
+        second = landing_sensor(ctx)
+        assert isinstance(second, dg.RunRequest) and second.run_key != first.run_key
