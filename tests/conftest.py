@@ -4,9 +4,15 @@ from pathlib import Path
 
 import pytest
 
+from ocse.pipeline import prepare_dbt
 from ocse.pseudonymise import PseudonymKey
 from ocse.warehouse import connect
 from tests.feeds import TEST_KEY
+
+
+def pytest_sessionstart(session):
+    # The Dagster definitions load dbt's manifest, which a fresh clone does not have yet.
+    prepare_dbt()
 
 
 @pytest.fixture
