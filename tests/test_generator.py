@@ -18,18 +18,12 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from ocse.contracts import CONTRACTS_DIR, FEEDS, load_contract
 from sample_data.cli import generate_command
 from sample_data.generator import follow_batch, generate, read_state
 
-ROOT = Path(__file__).resolve().parent.parent
-CONTRACTS = ROOT / "data_contracts"
-FEEDS = ("screening_hits", "reports", "enforcement_actions", "cases")
-KEYS = {
-    "screening_hits": "hit_id",
-    "reports": "report_id",
-    "enforcement_actions": "action_id",
-    "cases": "case_id",
-}
+CONTRACTS = CONTRACTS_DIR
+KEYS = {feed: load_contract(feed).record_key for feed in FEEDS}
 ACCOUNT = re.compile(r"acct-[0-9a-f]{10}")
 REVIEWER = re.compile(r"mod-[0-9a-f]{8}")
 ACCOUNT_FIELDS = {"uploader_id", "user_id", "reporter_id", "reported_user_id", "subject_user_id"}

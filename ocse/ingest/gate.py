@@ -227,9 +227,11 @@ def ingest_landing(
     )
     pending = [f for f in discover(landing_dir) if f.file_name not in seen_names]
     summary.skipped_already_processed = len(seen_names)
+    # Every pass of the loop writes exactly one ledger row (or raises), so ids follow on.
+    first_id = _next_file_id(conn)
     for n, file in enumerate(pending, start=1):
         sha = file.sha256()
-        file_id = _next_file_id(conn)
+        file_id = first_id + n - 1
         if sha in first_by_sha:
             result = FileResult(
                 file_id=file_id,
