@@ -49,7 +49,18 @@ def main() -> None:
     "as_of",
     help="As-of time T, ISO-8601 with offset (default: now) [OCSE_AS_OF].",
 )
-def run(landing: Path | None, warehouse: Path | None, serving: Path | None, as_of: str | None):
+@click.option(
+    "--full-refresh",
+    is_flag=True,
+    help="Rebuild the incremental staging models from raw history (automatic when T moves back).",
+)
+def run(
+    landing: Path | None,
+    warehouse: Path | None,
+    serving: Path | None,
+    as_of: str | None,
+    full_refresh: bool,
+):
     """Ingest new files, build and test the marts at T, publish the serving snapshot."""
     from ocse.pipeline import run_pipeline
     from ocse.settings import MissingPseudonymKeyError, get_settings
@@ -74,7 +85,7 @@ def run(landing: Path | None, warehouse: Path | None, serving: Path | None, as_o
     click.echo(f"ocse run: landing={settings.landing_dir} warehouse={settings.warehouse}")
     click.echo(f"          serving={settings.serving} as-of={t.isoformat()}")
     started = datetime.now()
-    summary = run_pipeline(t)
+    summary = run_pipeline(t, full_refresh=full_refresh)
     elapsed = (datetime.now() - started).total_seconds()
     _print_summary(summary, elapsed)
     if not summary.success:
@@ -106,6 +117,14 @@ def _print_summary(summary, elapsed: float) -> None:
         click.echo("The previous serving snapshot, if any, was left as it was.")
     elif summary.published_tables:
         click.echo(f"Published {len(summary.published_tables)} tables to the serving snapshot.")
+        h = summary.headline
+        if h:
+            share = "n/a" if h["within_sla_share"] is None else f"{h['within_sla_share']:.1%}"
+            click.echo(
+                f"Marts:  {h['takedowns']:,} takedowns, {share} within SLA; open clocks: "
+                f"{h['open_breaches']:,} breached, {h['open_near_breaches']:,} near breach; "
+                f"list: {h['black_listed']:,} black, {h['grey_listed']:,} grey"
+            )
     click.echo(line)
 
 

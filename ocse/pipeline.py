@@ -44,15 +44,17 @@ class RunSummary:
     reasons: Counter = field(default_factory=Counter)
     rejected: list[tuple[str, str]] = field(default_factory=list)
     published_tables: dict[str, int] = field(default_factory=dict)
+    headline: dict[str, float | int | None] = field(default_factory=dict)
     failure: str | None = None
 
 
-def run_pipeline(as_of: datetime, *, instance=None) -> RunSummary:
+def run_pipeline(as_of: datetime, *, full_refresh: bool = False, instance=None) -> RunSummary:
     """Execute job `ocse_pipeline` in this process (same assets, checks and order as in the
-    Dagster UI) at as-of time `as_of`, then summarise what it did from the warehouse."""
+    Dagster UI) at as-of time `as_of`, then summarise what it did from the warehouse.
+    `full_refresh` rebuilds the incremental staging models from raw history."""
     import dagster as dg
 
-    from dagster_project.defs.resources import AS_OF_TAG
+    from dagster_project.defs.resources import AS_OF_TAG, FULL_REFRESH_TAG
     from ocse.warehouse import connect, ensure_schema
 
     settings = get_settings()
@@ -74,7 +76,11 @@ def run_pipeline(as_of: datetime, *, instance=None) -> RunSummary:
     )
     result = defs.resolve_job_def("ocse_pipeline").execute_in_process(
         instance=instance,
-        tags={AS_OF_TAG: as_of.isoformat(), "ocse/trigger": "cli"},
+        tags={
+            AS_OF_TAG: as_of.isoformat(),
+            FULL_REFRESH_TAG: str(full_refresh).lower(),
+            "ocse/trigger": "cli",
+        },
         # Progress lines (files ingested, models built, checks) without Dagster's debug events.
         run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
         raise_on_error=False,
@@ -133,5 +139,28 @@ def _summarise_ingest(settings: OcseSettings, before: int, summary: RunSummary) 
                     "where schema_name = 'marts' order by 1"
                 ).fetchall()
             )
+            summary.headline = _headline(snap)
         finally:
             snap.close()
+
+
+# The few numbers an operator wants at the end of a run, straight from the published marts.
+HEADLINE_SQL = """
+select
+    (select count(*) from marts.fct_content_takedowns) as takedowns,
+    (select avg(is_within_sla::int) from marts.fct_content_takedowns) as within_sla_share,
+    (select count(*) from marts.fct_open_sla_breaches where status = 'breach') as open_breaches,
+    (select count(*) from marts.fct_open_sla_breaches where status = 'near_breach')
+        as open_near_breaches,
+    (select count(*) from marts.dim_user_tiers where tier = 'black') as black_listed,
+    (select count(*) from marts.dim_user_tiers where tier = 'grey') as grey_listed
+"""
+
+
+def _headline(snap) -> dict[str, float | int | None]:
+    try:
+        cursor = snap.execute(HEADLINE_SQL)
+    except Exception:  # noqa: BLE001 - a snapshot from before the marts existed
+        return {}
+    names = [d[0] for d in cursor.description]
+    return dict(zip(names, cursor.fetchone(), strict=True))

@@ -10,6 +10,8 @@ from ocse.settings import OcseSettings, get_settings
 from ocse.warehouse import connect
 
 AS_OF_TAG = "ocse/as_of"
+# Run tag: rebuild the incremental staging models from raw history ("true").
+FULL_REFRESH_TAG = "ocse/full_refresh"
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -37,3 +39,25 @@ class WarehouseResource(dg.ConfigurableResource):
         record = context.instance.get_run_record_by_id(context.run_id)
         created = record.create_timestamp if record else datetime.now(UTC)
         return created.astimezone(UTC).replace(microsecond=0)
+
+    def staged_as_of(self) -> datetime | None:
+        """The latest T the incremental staging models were built at (None before the first
+        build). A run at an earlier T must rebuild them in full. A staging table from before
+        staging was incremental (no watermark column) reads as the end of time, which forces
+        that rebuild too."""
+        conn = self.connect()
+        try:
+            staged = conn.execute(
+                "select table_name, list(column_name) from information_schema.columns "
+                "where table_schema = 'staging' and table_name like 'stg_%' group by 1"
+            ).fetchall()
+            latest = None
+            for table, columns in staged:
+                if "_staged_as_of" not in columns:
+                    return datetime.max.replace(tzinfo=UTC)
+                (value,) = conn.execute(f'select max(_staged_as_of) from staging."{table}"').fetchone()
+                if value is not None and (latest is None or value > latest):
+                    latest = value
+            return latest
+        finally:
+            conn.close()

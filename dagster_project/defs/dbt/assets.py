@@ -14,16 +14,17 @@ from dagster_dbt import (
 )
 
 from dagster_project.defs.dbt.project import dbt_project
-from dagster_project.defs.resources import WarehouseResource
+from dagster_project.defs.resources import FULL_REFRESH_TAG, WarehouseResource
 
 
 class OcseDbtTranslator(DagsterDbtTranslator):
     """Models get the key [<layer>, <model>] and the group of their domain folder
-    (models/<layer>/<domain>/...); sources get [<source schema>, <table>], which is exactly
-    the key of the ingestion asset that writes them."""
+    (models/<layer>/<domain>/...); seeds (reference data) [<schema>, <seed>]; sources
+    [<source schema>, <table>], which is exactly the key of the ingestion asset that writes
+    them."""
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
-        if dbt_resource_props["resource_type"] == "source":
+        if dbt_resource_props["resource_type"] in ("source", "seed"):
             return dg.AssetKey([dbt_resource_props["schema"], dbt_resource_props["name"]])
         layer = dbt_resource_props["fqn"][1]
         return dg.AssetKey([layer, dbt_resource_props["name"]])
@@ -32,6 +33,8 @@ class OcseDbtTranslator(DagsterDbtTranslator):
         meta_group = dbt_resource_props.get("meta", {}).get("dagster", {}).get("group")
         if meta_group:
             return meta_group
+        if dbt_resource_props["resource_type"] == "seed":
+            return "policy"
         fqn = dbt_resource_props["fqn"]
         return fqn[1] if len(fqn) > 2 else "dbt"
 
@@ -49,13 +52,27 @@ translator = OcseDbtTranslator(
 def ocse_dbt_models(
     context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
 ):
-    """Staging and marts, built and tested by `dbt build` at the run's as-of time T."""
-    dbt_vars = {
-        "as_of": warehouse.as_of(context).isoformat(),
-        "reporting_tz": warehouse.settings.reporting_tz,
-    }
+    """Staging and marts, built and tested by `dbt build` at the run's as-of time T.
+    Staging is incremental; it is rebuilt from raw history when the run asks for it (tag
+    ocse/full_refresh) or when T is earlier than the T it was last built at (a backfill)."""
+    as_of = warehouse.as_of(context)
+    dbt_vars = {"as_of": as_of.isoformat(), "reporting_tz": warehouse.settings.reporting_tz}
+    # Unit tests (rows in, rows out) check the SQL, not the data: the test suite runs them
+    # (tests/test_dbt_unit_tests.py); a production run need not repeat them every time.
+    args = ["build", "--vars", json.dumps(dbt_vars), "--exclude-resource-type", "unit_test"]
+    staged_as_of = warehouse.staged_as_of()
+    if context.run.tags.get(FULL_REFRESH_TAG) == "true":
+        args.append("--full-refresh")
+        context.log.info("Full refresh requested: staging rebuilt from raw history.")
+    elif staged_as_of is not None and as_of < staged_as_of:
+        args.append("--full-refresh")
+        last = "unknown" if staged_as_of.year == 9999 else staged_as_of.isoformat()
+        context.log.info(
+            f"T {as_of.isoformat()} is not after the last staged T ({last}): "
+            "staging rebuilt from raw history."
+        )
     built = 0
-    for event in dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context).stream():
+    for event in dbt.cli(args, context=context).stream():
         if isinstance(event, dg.Output):
             built += 1
             context.log.info(f"dbt built {event.output_name} ({built} models so far)")

@@ -86,12 +86,13 @@ judged as (
         states.user_ref,
         states.changed_at,
         states.known,
-        states.zero_tolerance_violations >= tier_rules.zero_tolerance_min_violations
-            as holds_zero_tolerance,
-        -- black does not expire by itself: once the repeat rule held, it still does
-        bool_or(states.repeat_window_violations >= tier_rules.repeat_min_violations) over (
-            partition by states.user_ref order by states.changed_at rows unbounded preceding
-        ) as holds_repeat,
+        -- black does not expire by itself: once a black rule held, it still does (a later
+        -- policy version with a higher threshold does not lift it either)
+        bool_or(
+            states.zero_tolerance_violations >= tier_rules.zero_tolerance_min_violations
+        ) over running as holds_zero_tolerance,
+        bool_or(states.repeat_window_violations >= tier_rules.repeat_min_violations)
+            over running as holds_repeat,
         states.violation_window_violations >= tier_rules.violation_min_violations
             as holds_violation,
         states.window_reports >= tier_rules.reports_min_reports as holds_reports,
@@ -101,6 +102,9 @@ judged as (
     inner join tier_rules
         on states.changed_at >= tier_rules.valid_from
         and (tier_rules.valid_to is null or states.changed_at < tier_rules.valid_to)
+    window running as (
+        partition by states.user_ref order by states.changed_at rows unbounded preceding
+    )
 
 ),
 

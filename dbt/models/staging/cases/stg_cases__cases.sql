@@ -1,4 +1,6 @@
 -- Current state of each case as of T (see macro current_version).
+{{ config(unique_key='case_id') }}
+
 with
 
 source as (
@@ -33,7 +35,9 @@ final as (
         closed_at,
         updated_at,
         _file_id as source_file_id,
-        _row_number as source_row_number
+        _row_number as source_row_number,
+        _staged_as_of,
+        _staged_through_file_id
 
     from current_version
 

@@ -1,4 +1,6 @@
 -- Current state of each hit as of T (see macro current_version).
+{{ config(unique_key='hit_id') }}
+
 with
 
 source as (
@@ -31,7 +33,9 @@ final as (
         reviewer_id_ref,
         updated_at,
         _file_id as source_file_id,
-        _row_number as source_row_number
+        _row_number as source_row_number,
+        _staged_as_of,
+        _staged_through_file_id
 
     from current_version
 
