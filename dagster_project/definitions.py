@@ -6,20 +6,28 @@ from pathlib import Path
 import dagster as dg
 from dagster_dbt import DbtCliResource
 
+from dagster_project.defs.alerts.assets import alert_deliveries, alert_outbox
+from dagster_project.defs.alerts.jobs import alert_digest_schedule, ocse_alerts
+from dagster_project.defs.alerts.resources import alerting_config
+from dagster_project.defs.alerts.sensors import pipeline_failure_alert_sensor
 from dagster_project.defs.dbt.assets import ocse_dbt_models
 from dagster_project.defs.dbt.project import dbt_project
 from dagster_project.defs.ingest.assets import landing_gate
 from dagster_project.defs.ingest.checks import contract_checks
 from dagster_project.defs.ingest.sensors import landing_sensor
-from dagster_project.defs.jobs import ocse_pipeline
+from dagster_project.defs.jobs import ocse_pipeline, pipeline_schedule
 from dagster_project.defs.publish.assets import serving_snapshot
 from dagster_project.defs.resources import WarehouseResource
 
+# Fail at start-up, with the reason, when the alert routing is wrong (ocse/alerts/config.py).
+alerting_config()
+
 defs = dg.Definitions(
-    assets=[landing_gate, ocse_dbt_models, serving_snapshot],
+    assets=[landing_gate, ocse_dbt_models, alert_outbox, alert_deliveries, serving_snapshot],
     asset_checks=contract_checks,
-    jobs=[ocse_pipeline],
-    sensors=[landing_sensor],
+    jobs=[ocse_pipeline, ocse_alerts],
+    sensors=[landing_sensor, pipeline_failure_alert_sensor],
+    schedules=[pipeline_schedule, alert_digest_schedule],
     # DuckDB allows one writing process: every step of a run executes in the run's own
     # process, one after another (a step per process would collide on the file lock).
     executor=dg.in_process_executor,

@@ -81,6 +81,7 @@ def run(
             f"Landing folder {settings.landing_dir} does not exist. "
             "Generate sample data with `ocse generate --out <dir>` or point --landing at it."
         )
+    _check_alerting(settings.alerting_config)
     t = settings.resolved_as_of()
     click.echo(f"ocse run: landing={settings.landing_dir} warehouse={settings.warehouse}")
     click.echo(f"          serving={settings.serving} as-of={t.isoformat()}")
@@ -191,4 +192,71 @@ def contracts_check() -> None:
     click.echo("dbt sources agree with the contracts.")
 
 
+def _check_alerting(path: Path):
+    from ocse.alerts.config import AlertingConfigError, load_alerting_config
+
+    try:
+        return load_alerting_config(path)
+    except AlertingConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.group()
+def alerts() -> None:
+    """Alert routing and a local receiver for the demo."""
+
+
+@alerts.command("check")
+def alerts_check() -> None:
+    """Validate the alert routing (OCSE_ALERTING_CONFIG) and show where each alert goes."""
+    from ocse.alerts.config import ALERT_TYPES, SEVERITIES
+    from ocse.settings import get_settings
+
+    path = get_settings().alerting_config
+    config = _check_alerting(path)
+    click.echo(f"{path}: valid. Channels: {', '.join(config.channels) or 'none'}")
+    for alert_type in ALERT_TYPES:
+        routes = {sev: config.channels_for(alert_type, sev) for sev in SEVERITIES}
+        shown = ", ".join(f"{sev}→{'+'.join(ch) or '-'}" for sev, ch in routes.items())
+        click.echo(f"  {alert_type:<24} {shown}")
+
+
+@alerts.command("receive")
+@click.option("--http-port", default=8765, show_default=True)
+@click.option("--smtp-port", default=8025, show_default=True)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=PROJECT_ROOT / ".dagster_home" / "alerts_received.jsonl",
+    show_default=True,
+    help="Every alert received is appended here as one JSON line.",
+)
+def alerts_receive(http_port: int, smtp_port: int, out: Path) -> None:
+    """Listen on 127.0.0.1 for webhook posts (/alerts) and e-mail, like the operations
+    team's tools would, and print one line per alert received."""
+    import time
+
+    from ocse.alerts.receiver import SmtpReceiver, WebhookReceiver
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    web = WebhookReceiver(http_port, path=out, echo=True).start()
+    mail = SmtpReceiver(smtp_port, path=out, echo=True).start()
+    click.echo(
+        f"Receiving alerts: webhook http://127.0.0.1:{web.port}/alerts, "
+        f"SMTP 127.0.0.1:{mail.port}; writing {out}"
+    )
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        web.stop()
+        mail.stop()
+
+
 main.add_command(generate_command)
+
+
+if __name__ == "__main__":
+    main()

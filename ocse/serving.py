@@ -18,7 +18,8 @@ from pathlib import Path
 
 import duckdb
 
-PUBLISHED_SCHEMAS = ("marts",)
+# marts: the public interface; alerts: the outbox and delivery state, for operations
+PUBLISHED_SCHEMAS = ("marts", "alerts")
 
 
 @dataclass(frozen=True)

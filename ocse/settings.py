@@ -58,7 +58,21 @@ class OcseSettings(BaseSettings):
         "above this size; every row below it).",
     )
 
-    @field_validator("landing_dir", "warehouse", "serving", "log_dir", "pseudonym_key_file")
+    alerting_config: Path = Field(
+        PROJECT_ROOT / "alerting.yaml",
+        description="Alert routing: channels (webhook, SMTP), routes per type and severity, "
+        "retries, thresholds, digest. Checked at start-up.",
+    )
+    pipeline_interval_minutes: int = Field(
+        5,
+        ge=1,
+        description="The pipeline also runs on this schedule, so clocks that cross 75% or 100% "
+        "of their target with no new file are still alerted on.",
+    )
+
+    @field_validator(
+        "landing_dir", "warehouse", "serving", "log_dir", "pseudonym_key_file", "alerting_config"
+    )
     @classmethod
     def _expand_home(cls, value: Path | None) -> Path | None:
         return value.expanduser() if value is not None else None

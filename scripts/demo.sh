@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The demo: live sample data ending now, the pipeline run once, then the Dagster UI (with its
-# daemon: the landing sensor runs the pipeline on every new batch), a generator writing a new
+# The demo: live sample data ending now, a local alert receiver, the pipeline run once, then
+# the Dagster UI (with its daemon: the landing sensor runs the pipeline on every new batch,
+# the schedule every few minutes, alerts go to the receiver), a generator writing a new
 # batch every few minutes, and the dashboards. Ctrl-C stops everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,12 +30,18 @@ else
   echo "==> Landing folder already has files; keeping them (delete it to start over)"
 fi
 
-echo "==> Running the pipeline once"
-$RUN ocse run
-
 pids=()
 cleanup() { echo; echo "Stopping..."; kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
 trap cleanup EXIT INT TERM
+
+echo "==> Local alert receiver (webhook :8765, SMTP :8025; alerting.yaml routes to it)"
+$RUN ocse alerts check
+$RUN ocse alerts receive --out "$DAGSTER_HOME/alerts_received.jsonl" \
+  >"$DAGSTER_HOME/alerts.log" 2>&1 &
+pids+=($!)
+
+echo "==> Running the pipeline once"
+$RUN ocse run
 
 $RUN dagster dev -m dagster_project.definitions -h 127.0.0.1 -p "$DAGSTER_PORT" \
   >"$DAGSTER_HOME/dagster-dev.log" 2>&1 &
@@ -56,7 +63,10 @@ cat <<MSG
     Dashboards   http://127.0.0.1:$DASHBOARD_PORT
     Dagster UI   http://127.0.0.1:$DAGSTER_PORT   (assets, lineage, runs; the landing sensor
                                                    runs the pipeline on every new batch)
-    New batches  every ${FOLLOW_INTERVAL}s into $OCSE_LANDING_DIR
+    New batches  every ${FOLLOW_INTERVAL}s into $OCSE_LANDING_DIR; the pipeline also runs
+                 every ${OCSE_PIPELINE_INTERVAL_MINUTES:-5} min (clocks move with time)
+    Alerts       tail -f $DAGSTER_HOME/alerts.log   (one line per alert received;
+                 full bodies in $DAGSTER_HOME/alerts_received.jsonl)
     Logs         $DAGSTER_HOME/*.log
   Press Ctrl-C to stop.
 

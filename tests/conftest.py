@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,8 @@ from tests.feeds import TEST_KEY
 def pytest_sessionstart(session):
     # The Dagster definitions load dbt's manifest, which a fresh clone does not have yet.
     prepare_dbt()
+    # Alerts are raised but routed nowhere unless a test routes them (tests/test_alerts.py).
+    os.environ["OCSE_ALERTING_CONFIG"] = str(Path(__file__).parent / "alerting.quiet.yaml")
 
 
 @pytest.fixture

@@ -20,9 +20,18 @@ DBT_DIR = Path(__file__).resolve().parents[1] / "dbt"
 def _dbt(args: list[str], warehouse: Path, target: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "OCSE_WAREHOUSE": str(warehouse)}
     return subprocess.run(
-        [shutil.which("dbt") or "dbt", *args, "--target-path", str(target),
-         "--log-path", str(target / "logs")],
-        cwd=DBT_DIR, env=env, capture_output=True, text=True,
+        [
+            shutil.which("dbt") or "dbt",
+            *args,
+            "--target-path",
+            str(target),
+            "--log-path",
+            str(target / "logs"),
+        ],
+        cwd=DBT_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
     )
 
 
@@ -36,9 +45,18 @@ def empty_warehouse(tmp_path_factory) -> tuple[Path, Path]:
     ensure_schema(conn)
     conn.close()
     built = _dbt(
-        ["build", "--empty", "--exclude-resource-type", "unit_test", "--exclude-resource-type",
-         "test", "--vars", json.dumps({"as_of": "2025-06-30T16:00:00Z"})],
-        warehouse, target,
+        [
+            "build",
+            "--empty",
+            "--exclude-resource-type",
+            "unit_test",
+            "--exclude-resource-type",
+            "test",
+            "--vars",
+            json.dumps({"as_of": "2025-06-30T16:00:00Z"}),
+        ],
+        warehouse,
+        target,
     )
     assert built.returncode == 0, built.stdout[-4000:]
     return warehouse, target

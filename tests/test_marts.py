@@ -26,52 +26,127 @@ FIRST_DELIVERY_CUT = (AS_OF - timedelta(days=6)).date().isoformat()
 # metrics.md: the public interface, transcribed. A mart may have more columns, never fewer.
 METRICS_MD_COLUMNS = {
     "fct_content_takedowns": [
-        "content_id", "first_action_id", "category_code", "trigger", "user_ref", "posted_at",
-        "detected_at", "taken_down_at", "is_prevented", "exposure_minutes",
-        "detection_to_takedown_minutes", "sla_target_minutes", "is_within_sla",
+        "content_id",
+        "first_action_id",
+        "category_code",
+        "trigger",
+        "user_ref",
+        "posted_at",
+        "detected_at",
+        "taken_down_at",
+        "is_prevented",
+        "exposure_minutes",
+        "detection_to_takedown_minutes",
+        "sla_target_minutes",
+        "is_within_sla",
         "is_evidence_on_time",
     ],
     "rpt_takedown_sla_daily": [
-        "report_date", "category_code", "takedowns", "prevented", "within_sla", "breached",
-        "compliance_rate", "median_exposure_minutes", "p90_exposure_minutes",
+        "report_date",
+        "category_code",
+        "takedowns",
+        "prevented",
+        "within_sla",
+        "breached",
+        "compliance_rate",
+        "median_exposure_minutes",
+        "p90_exposure_minutes",
         "evidence_on_time_rate",
     ],
     "fct_open_sla_breaches": [
-        "clock", "subject_id", "category_code", "clock_started_at", "target_minutes",
-        "elapsed_minutes", "status",
+        "clock",
+        "subject_id",
+        "category_code",
+        "clock_started_at",
+        "target_minutes",
+        "elapsed_minutes",
+        "status",
     ],
     "fct_reports": [
-        "report_id", "minutes_to_acknowledge", "minutes_to_resolve", "is_ack_within_target",
+        "report_id",
+        "minutes_to_acknowledge",
+        "minutes_to_resolve",
+        "is_ack_within_target",
         "is_resolution_within_target",
     ],
     "rpt_report_handling_daily": [
-        "report_date", "channel", "category_code", "received", "ack_decided", "ack_on_time",
-        "ack_compliance_rate", "resolution_decided", "resolution_on_time",
-        "resolution_compliance_rate", "resolved", "feedback_sent", "feedback_rate",
+        "report_date",
+        "channel",
+        "category_code",
+        "received",
+        "ack_decided",
+        "ack_on_time",
+        "ack_compliance_rate",
+        "resolution_decided",
+        "resolution_on_time",
+        "resolution_compliance_rate",
+        "resolved",
+        "feedback_sent",
+        "feedback_rate",
     ],
     "dim_user_tiers": [
-        "user_ref", "tier", "tier_reason", "violations_total", "violations_180d",
-        "zero_tolerance_violations", "reports_30d", "last_violation_at", "tier_since",
+        "user_ref",
+        "tier",
+        "tier_reason",
+        "violations_total",
+        "violations_180d",
+        "zero_tolerance_violations",
+        "reports_30d",
+        "last_violation_at",
+        "tier_since",
     ],
     "fct_user_tier_history": ["user_ref", "tier", "tier_reason", "valid_from", "valid_to"],
     "rpt_repeat_offenders": ["user_ref", "tier", "tier_reason", "violations_total"],
     "rpt_category_trends_weekly": [
-        "week_start", "category_code", "confirmed_hits", "reports_received", "takedowns",
-        "proactive_takedowns", "proactive_share", "takedowns_prev_week", "is_spike",
+        "week_start",
+        "category_code",
+        "confirmed_hits",
+        "reports_received",
+        "takedowns",
+        "proactive_takedowns",
+        "proactive_share",
+        "takedowns_prev_week",
+        "is_spike",
     ],
     "rpt_detection_quality_weekly": [
-        "week_start", "detection_method", "hits", "reviewed", "confirmed", "false_positives",
-        "pending", "precision", "median_minutes_to_review",
+        "week_start",
+        "detection_method",
+        "hits",
+        "reviewed",
+        "confirmed",
+        "false_positives",
+        "pending",
+        "precision",
+        "median_minutes_to_review",
     ],
     "rpt_case_outcomes_monthly": [
-        "month_start", "category_code", "cases_opened", "confirmed", "referred",
-        "referral_decided", "referral_on_time", "referral_compliance_rate",
-        "authority_accepted", "prosecuted", "convicted", "victims", "support_offered",
-        "support_accepted", "median_hours_to_referral",
+        "month_start",
+        "category_code",
+        "cases_opened",
+        "confirmed",
+        "referred",
+        "referral_decided",
+        "referral_on_time",
+        "referral_compliance_rate",
+        "authority_accepted",
+        "prosecuted",
+        "convicted",
+        "victims",
+        "support_offered",
+        "support_accepted",
+        "median_hours_to_referral",
     ],
     "ops_ingest_ledger": [
-        "file_name", "feed", "content_sha256", "outcome", "rows_read", "rows_loaded",
-        "rows_quarantined", "columns_dropped", "error", "ingested_at",
+        "file_name",
+        "feed",
+        "content_sha256",
+        "outcome",
+        "rows_read",
+        "rows_loaded",
+        "rows_quarantined",
+        "columns_dropped",
+        "error",
+        "ingested_at",
     ],
     "ops_quarantine": ["feed", "file_name", "row_number", "reason_codes"],
 }
@@ -140,8 +215,7 @@ def _tables(conn, schema: str) -> list[str]:
     return [
         name
         for (name,) in conn.execute(
-            "select table_name from information_schema.tables where table_schema = ? "
-            "order by 1",
+            "select table_name from information_schema.tables where table_schema = ? order by 1",
             [schema],
         ).fetchall()
     ]
@@ -289,7 +363,9 @@ def test_repeat_offender_list_is_the_black_and_grey_tiers(marts):
                 "select violations_total from marts.rpt_repeat_offenders order by offender_rank"
             ).fetchall()
         ]
-        seen = {t for (t,) in wh.execute("select distinct tier from marts.dim_user_tiers").fetchall()}
+        seen = {
+            t for (t,) in wh.execute("select distinct tier from marts.dim_user_tiers").fetchall()
+        }
     assert sorted(listed) == sorted(tiers) and listed
     assert sorted(current) == sorted(every_tier)
     assert ranks == sorted(ranks, reverse=True)
@@ -367,9 +443,19 @@ def test_dbt_docs_generate_and_lineage_from_feeds_to_marts(marts, tmp_path):
         "OCSE_WAREHOUSE": str(marts["worlds"]["full"] / "ocse.duckdb"),
     }
     subprocess.run(
-        [str(dbt), "docs", "generate", "--target-path", str(tmp_path), "--vars",
-         json.dumps({"as_of": AS_OF.isoformat()})],
-        cwd=dbt_dir, env=env, check=True, capture_output=True,
+        [
+            str(dbt),
+            "docs",
+            "generate",
+            "--target-path",
+            str(tmp_path),
+            "--vars",
+            json.dumps({"as_of": AS_OF.isoformat()}),
+        ],
+        cwd=dbt_dir,
+        env=env,
+        check=True,
+        capture_output=True,
     )
     catalog = json.loads((tmp_path / "catalog.json").read_text())
     manifest = json.loads((tmp_path / "manifest.json").read_text())

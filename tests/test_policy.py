@@ -35,9 +35,7 @@ def test_category_seed_is_the_contracts_copy_of_the_spec():
 
 def test_every_version_is_dated_with_an_offset_and_unique():
     versions = _rows("policy_versions")
-    assert [v["policy_version"] for v in versions] == [
-        str(n) for n in range(1, len(versions) + 1)
-    ]
+    assert [v["policy_version"] for v in versions] == [str(n) for n in range(1, len(versions) + 1)]
     dates = [datetime.fromisoformat(v["effective_from"]) for v in versions]
     assert all(d.tzinfo is not None for d in dates)
     assert dates == sorted(dates) and len(set(dates)) == len(dates)

@@ -55,7 +55,9 @@ class WarehouseResource(dg.ConfigurableResource):
             for table, columns in staged:
                 if "_staged_as_of" not in columns:
                     return datetime.max.replace(tzinfo=UTC)
-                (value,) = conn.execute(f'select max(_staged_as_of) from staging."{table}"').fetchone()
+                (value,) = conn.execute(
+                    f'select max(_staged_as_of) from staging."{table}"'
+                ).fetchone()
                 if value is not None and (latest is None or value > latest):
                     latest = value
             return latest

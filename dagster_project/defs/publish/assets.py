@@ -9,7 +9,8 @@ from ocse.serving import publish_snapshot
 
 @dg.asset(
     key=dg.AssetKey(["serving", "snapshot"]),
-    deps=MART_KEYS,
+    # after the alerts, so the snapshot shows the outbox and delivery state of this run
+    deps=[*MART_KEYS, dg.AssetKey(["alerts", "deliveries"])],
     group_name="publish",
     kinds={"duckdb"},
 )
