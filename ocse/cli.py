@@ -5,6 +5,8 @@ ocse run --landing DIR --warehouse FILE [--serving FILE] [--as-of TIMESTAMP]
 ocse dashboard               serve the dashboards on the serving snapshot
 ocse keygen                  create a local pseudonymisation key for the demo
 ocse contracts sync|check    derive the dbt sources from data_contracts/
+ocse users add|remove|list   dashboard accounts (roles: see ocse/access/roles.py)
+ocse alerts check|receive    alert routing, and a local receiver for the demo
 """
 
 from __future__ import annotations
@@ -253,6 +255,80 @@ def alerts_receive(http_port: int, smtp_port: int, out: Path) -> None:
     finally:
         web.stop()
         mail.stop()
+
+
+@main.group()
+def users() -> None:
+    """Dashboard accounts (OCSE_ACCESS_DB). Passwords are stored as salted argon2 hashes."""
+
+
+@users.command("add")
+@click.argument("username")
+@click.option(
+    "--role",
+    required=True,
+    type=click.Choice(["leadership", "assessor", "researcher", "operations", "admin"]),
+)
+@click.option(
+    "--password",
+    envvar="OCSE_NEW_PASSWORD",
+    help="The password (else prompted, or OCSE_NEW_PASSWORD). Not needed with --oidc-only.",
+)
+@click.option(
+    "--oidc-only",
+    is_flag=True,
+    help="No password: the user signs in through OIDC (st.login); USERNAME is their e-mail.",
+)
+@click.option("--replace", is_flag=True, help="Overwrite an existing account of that name.")
+def users_add(
+    username: str, role: str, password: str | None, oidc_only: bool, replace: bool
+) -> None:
+    """Create a dashboard account."""
+    from ocse.access import AccessStoreError, access_store
+
+    if oidc_only:
+        password = None
+    elif password is None:
+        if not sys.stdin.isatty():
+            raise click.ClickException(
+                "no password given: pass --password, set OCSE_NEW_PASSWORD, or run in a terminal"
+            )
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        user = access_store().add_user(username, role, password, replace=replace)
+    except (AccessStoreError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    how = "OIDC sign-in" if oidc_only else "password"
+    click.echo(f"Added {user.username} ({user.role.value}, {how}).")
+
+
+@users.command("remove")
+@click.argument("username")
+def users_remove(username: str) -> None:
+    """Delete a dashboard account (its access-log entries stay)."""
+    from ocse.access import AccessStoreError, access_store
+
+    try:
+        access_store().remove_user(username)
+    except AccessStoreError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Removed {username}.")
+
+
+@users.command("list")
+def users_list() -> None:
+    """The accounts, their roles and how they sign in."""
+    from ocse.access import access_store
+
+    store = access_store()
+    accounts = store.users()
+    if not accounts:
+        click.echo(f"No accounts in {store.path}. Add one: ocse users add NAME --role ROLE")
+        return
+    click.echo(f"{'username':<32} {'role':<12} {'sign-in':<9} created (UTC)")
+    for user in accounts:
+        how = "password" if user.has_password else "oidc"
+        click.echo(f"{user.username:<32} {user.role.value:<12} {how:<9} {user.created_at[:19]}")
 
 
 main.add_command(generate_command)

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import duckdb
 
+from ocse.catalog import Definition
+
 # marts: the public interface; alerts: the outbox and delivery state, for operations
 PUBLISHED_SCHEMAS = ("marts", "alerts")
 
@@ -44,6 +46,7 @@ def publish_snapshot(
     as_of: datetime,
     run_id: str,
     reporting_tz: str,
+    definitions: list[Definition] | None = None,
 ) -> PublishedSnapshot:
     """Copy the published schemas of the warehouse (`conn`) into `serving_path`, atomically."""
     serving_path.parent.mkdir(parents=True, exist_ok=True)
@@ -74,6 +77,20 @@ def publish_snapshot(
             "?::varchar as run_id, ?::varchar as reporting_tz",
             [published_at, as_of, run_id, reporting_tz],
         )
+        # The dbt docs of the marts, so every reader quotes the definitions of this release.
+        conn.execute(
+            "create table snapshot.meta.definitions (table_name varchar not null, "
+            "column_name varchar, data_type varchar, description varchar not null, "
+            "ordinal integer not null)"
+        )
+        if definitions:
+            conn.executemany(
+                "insert into snapshot.meta.definitions values (?, ?, ?, ?, ?)",
+                [
+                    [d.table_name, d.column_name, d.data_type, d.description, d.ordinal]
+                    for d in definitions
+                ],
+            )
         conn.execute("detach snapshot")
         _fsync(tmp)
         os.replace(tmp, serving_path)

@@ -70,8 +70,27 @@ class OcseSettings(BaseSettings):
         "of their target with no new file are still alerted on.",
     )
 
+    access_db: Path = Field(
+        PROJECT_ROOT / "warehouse" / "access.sqlite",
+        description="Dashboard accounts (salted argon2 hashes) and the append-only access log "
+        "(logins, page views, downloads, exports). Kept apart from the warehouse so the "
+        "dashboards never write to a file the pipeline writes.",
+    )
+    session_idle_minutes: int = Field(
+        30, ge=1, description="A dashboard session ends after this many minutes without use."
+    )
+    session_max_hours: int = Field(
+        12, ge=1, description="A dashboard session ends this many hours after login, used or not."
+    )
+
     @field_validator(
-        "landing_dir", "warehouse", "serving", "log_dir", "pseudonym_key_file", "alerting_config"
+        "landing_dir",
+        "warehouse",
+        "serving",
+        "log_dir",
+        "pseudonym_key_file",
+        "alerting_config",
+        "access_db",
     )
     @classmethod
     def _expand_home(cls, value: Path | None) -> Path | None:

@@ -3,7 +3,9 @@
 import dagster as dg
 
 from dagster_project.defs.dbt.assets import MART_KEYS
+from dagster_project.defs.dbt.project import dbt_project
 from dagster_project.defs.resources import WarehouseResource
+from ocse.catalog import mart_definitions
 from ocse.serving import publish_snapshot
 
 
@@ -28,6 +30,7 @@ def serving_snapshot(context: dg.AssetExecutionContext, warehouse: WarehouseReso
             as_of=as_of,
             run_id=context.run_id,
             reporting_tz=settings.reporting_tz,
+            definitions=mart_definitions(dbt_project.manifest_path),
         )
     finally:
         conn.close()
