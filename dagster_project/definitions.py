@@ -12,6 +12,7 @@ from dagster_project.defs.alerts.resources import alerting_config
 from dagster_project.defs.alerts.sensors import pipeline_failure_alert_sensor
 from dagster_project.defs.dbt.assets import ocse_dbt_models
 from dagster_project.defs.dbt.project import dbt_project
+from dagster_project.defs.exports.assets import research_export, research_export_job
 from dagster_project.defs.ingest.assets import landing_gate
 from dagster_project.defs.ingest.checks import contract_checks
 from dagster_project.defs.ingest.sensors import landing_sensor
@@ -23,9 +24,16 @@ from dagster_project.defs.resources import WarehouseResource
 alerting_config()
 
 defs = dg.Definitions(
-    assets=[landing_gate, ocse_dbt_models, alert_outbox, alert_deliveries, serving_snapshot],
+    assets=[
+        landing_gate,
+        ocse_dbt_models,
+        alert_outbox,
+        alert_deliveries,
+        serving_snapshot,
+        research_export,
+    ],
     asset_checks=contract_checks,
-    jobs=[ocse_pipeline, ocse_alerts],
+    jobs=[ocse_pipeline, ocse_alerts, research_export_job],
     sensors=[landing_sensor, pipeline_failure_alert_sensor],
     schedules=[pipeline_schedule, alert_digest_schedule],
     # DuckDB allows one writing process: every step of a run executes in the run's own

@@ -9,12 +9,17 @@ Rules kept here so pages cannot break them:
 - the file is opened read-only with external access (files, ATTACH, extensions) disabled;
 - the pipeline's own warehouse file is never opened;
 - every value reaches SQL as a `?` parameter; the SQL text is constant, and the only tables
-  it reads are the ones in `TABLES`.
+  it reads are the ones in `TABLES`;
+- results are cached per (snapshot, role, SQL, parameters) in `_cached_sql`, the only cache:
+  a result computed for one role can never be served to another.
 """
 
 from __future__ import annotations
 
+import contextvars
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -32,6 +37,25 @@ TABLES: dict[str, str] = {
     "ops_ingest_ledger": "marts.ops_ingest_ledger",
     "ops_quarantine": "marts.ops_quarantine",
     "snapshot": "meta.snapshot",
+    "definitions": "meta.definitions",
+    "dim_categories": "marts.dim_categories",
+    "dim_policy_versions": "marts.dim_policy_versions",
+    "dim_policy_sla_targets": "marts.dim_policy_sla_targets",
+    "dim_policy_tier_rules": "marts.dim_policy_tier_rules",
+    "fct_content_takedowns": "marts.fct_content_takedowns",
+    "rpt_takedown_sla_daily": "marts.rpt_takedown_sla_daily",
+    "fct_open_sla_breaches": "marts.fct_open_sla_breaches",
+    "fct_reports": "marts.fct_reports",
+    "rpt_report_handling_daily": "marts.rpt_report_handling_daily",
+    "fct_cases": "marts.fct_cases",
+    "rpt_case_outcomes_monthly": "marts.rpt_case_outcomes_monthly",
+    "dim_user_tiers": "marts.dim_user_tiers",
+    "fct_user_tier_history": "marts.fct_user_tier_history",
+    "rpt_repeat_offenders": "marts.rpt_repeat_offenders",
+    "rpt_category_trends_weekly": "marts.rpt_category_trends_weekly",
+    "rpt_detection_quality_weekly": "marts.rpt_detection_quality_weekly",
+    "alerts_outbox": "alerts.outbox",
+    "alerts_deliveries": "alerts.deliveries",
 }
 
 PERIODS = ("hour", "day", "week")
@@ -169,12 +193,129 @@ def _current_connection(path: Path) -> duckdb.DuckDBPyConnection:
     return connection
 
 
+# Set by benchmarks and tests that query outside a Streamlit session; pages never set it.
+_role_override: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "ocse_role_override", default=None
+)
+# Every query a page asks for, cached or not (tests: a refused page asks for none).
+queries_asked = 0
+
+
+@contextmanager
+def acting_as(role: str) -> Iterator[None]:
+    """Query as `role` outside a signed-in session (benchmarks, tests)."""
+    token = _role_override.set(role)
+    try:
+        yield
+    finally:
+        _role_override.reset(token)
+
+
+def _role_scope() -> str:
+    override = _role_override.get()
+    if override is not None:
+        return override
+    from dashboards.auth import current_role
+
+    return current_role() or "anonymous"
+
+
 def _query(
     snapshot: SnapshotIdentity, sql: str, params: list[object] | None = None
 ) -> pd.DataFrame:
+    global queries_asked
+    queries_asked += 1
+    if _bypass_cache.get():
+        return _run_sql(snapshot, sql, params or [])
+    return _cached_sql(snapshot, _role_scope(), sql, params or [])
+
+
+_bypass_cache: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "ocse_bypass_cache", default=False
+)
+
+
+def _run_sql(snapshot: SnapshotIdentity, sql: str, params: list[object]) -> pd.DataFrame:
     with _lock:
         connection = _current_connection(Path(snapshot.path))
         return connection.sql(sql, params=params).to_arrow_table().to_pandas()
+
+
+@st.cache_data(**_CACHE)
+def _cached_sql(
+    snapshot: SnapshotIdentity, role: str, sql: str, params: list[object]
+) -> pd.DataFrame:
+    # `role` is part of the cache key only: the same SQL asked by another role is run again.
+    return _run_sql(snapshot, sql, params)
+
+
+def benchmark_workload(snapshot: SnapshotIdentity) -> dict[str, Callable[[], object]]:
+    """Every page's queries with the page's default filters, each a zero-argument callable
+    that runs its SQL (never the cache), as an administrator: what `make bench` times."""
+    from dashboards import mart_queries as mq  # it imports this module
+
+    def timed(function: Callable[..., object], *args: object) -> Callable[[], object]:
+        def run() -> object:
+            token, bypass = _role_override.set("admin"), _bypass_cache.set(True)
+            try:
+                return function(snapshot, *args)
+            finally:
+                _bypass_cache.reset(bypass)
+                _role_override.reset(token)
+
+        return run
+
+    with acting_as("admin"):
+        bounds = mq.data_days(snapshot)
+        categories = tuple(mq.category_labels(snapshot))
+        tz = snapshot_info(snapshot).reporting_tz
+    last = bounds[1] if bounds else date.today()
+    recent = mq.Period(last - timedelta(days=27), last, categories)
+    quarter = mq.Period(last - timedelta(days=89), last, categories)
+    weeks = mq.Period(last - timedelta(days=16 * 7 - 1), last, categories)
+    ingest = IngestSelection.for_days(
+        ("screening_hits", "reports", "enforcement_actions", "cases"),
+        last - timedelta(days=6),
+        last,
+        tz,
+    )
+    return {
+        "overview/takedown_summary": timed(mq.takedown_summary, recent),
+        "overview/takedown_summary_previous": timed(mq.takedown_summary, recent.previous()),
+        "overview/csam_takedown_summary": timed(mq.csam_takedown_summary, recent),
+        "overview/report_summary": timed(mq.report_summary, recent),
+        "overview/case_summary": timed(mq.case_summary, recent, tz),
+        "overview/tier_counts": timed(mq.tier_counts),
+        "overview/tier_counts_at": timed(mq.tier_counts_at, recent.previous().last_day, tz),
+        "overview/takedowns_daily": timed(mq.takedowns_daily, recent),
+        "overview/takedowns_by_category": timed(mq.takedowns_by_category, recent),
+        "sla/by_category": timed(mq.sla_compliance_by_category, recent, tz),
+        "sla/series_week": timed(mq.sla_compliance_series, recent, "week", tz),
+        "sla/targets": timed(mq.sla_targets),
+        "trends/category_trends": timed(mq.category_trends, weeks),
+        "trends/detection_quality": timed(mq.detection_quality, weeks),
+        "trends/detection_quality_totals": timed(mq.detection_quality_totals, weeks),
+        "offenders/tier_reasons": timed(mq.tier_reasons),
+        "offenders/tier_counts_weekly": timed(mq.tier_counts_weekly, quarter, tz),
+        "offenders/repeat_offenders": timed(mq.repeat_offenders, ("black", "grey")),
+        "cases/case_outcomes_monthly": timed(mq.case_outcomes_monthly, quarter),
+        "cases/case_funnel": timed(mq.case_funnel, quarter, tz),
+        "cases/victim_support": timed(mq.victim_support, quarter, tz),
+        "operations_queue/open_clocks": timed(
+            mq.open_clocks,
+            ("takedown", "report_acknowledgement", "report_resolution", "referral"),
+        ),
+        "operations_queue/open_clock_counts": timed(mq.open_clock_counts),
+        "operations_queue/alert_history": timed(mq.alert_history),
+        "pipeline_health/ingest_kpis": timed(ingest_kpis, ingest),
+        "pipeline_health/feed_freshness": timed(feed_freshness, ingest.feeds),
+        "pipeline_health/files_by_outcome": timed(files_by_outcome, ingest, "day", tz),
+        "pipeline_health/quarantine_reasons": timed(quarantine_reasons, ingest),
+        "pipeline_health/problem_files": timed(problem_files, ingest),
+        "pipeline_health/quarantined_rows": timed(quarantined_rows, ingest),
+        "methodology/definitions": timed(mq.definitions),
+        "methodology/policy_versions": timed(mq.policy_versions),
+    }
 
 
 def close() -> None:
@@ -186,7 +327,6 @@ def close() -> None:
 # --- metadata --------------------------------------------------------------------------
 
 
-@st.cache_data(**_CACHE)
 def available_tables(snapshot: SnapshotIdentity) -> frozenset[str]:
     """Logical names (keys of `TABLES`) of the tables present in this snapshot."""
     present = _query(
@@ -206,7 +346,6 @@ def missing_tables(snapshot: SnapshotIdentity, names: tuple[str, ...]) -> list[s
     return [TABLES[name] for name in names if name not in present]
 
 
-@st.cache_data(**_CACHE)
 def snapshot_info(snapshot: SnapshotIdentity) -> SnapshotInfo:
     """When the snapshot was published, its as-of time T and the reporting time zone."""
     default_tz = get_dashboard_settings().reporting_tz
@@ -236,14 +375,12 @@ def snapshot_info(snapshot: SnapshotIdentity) -> SnapshotInfo:
 # --- pipeline health -------------------------------------------------------------------
 
 
-@st.cache_data(**_CACHE)
 def ingest_feeds(snapshot: SnapshotIdentity) -> list[str]:
     """Feeds that have delivered at least one file."""
     rows = _query(snapshot, "select distinct feed from marts.ops_ingest_ledger order by feed")
     return [str(feed) for feed in rows["feed"]]
 
 
-@st.cache_data(**_CACHE)
 def ingest_time_bounds(snapshot: SnapshotIdentity) -> tuple[datetime, datetime] | None:
     """First and last `ingested_at` in the ledger (UTC), None when no file was ingested."""
     rows = _query(
@@ -257,7 +394,6 @@ def ingest_time_bounds(snapshot: SnapshotIdentity) -> tuple[datetime, datetime] 
     return _to_datetime(first_at), _to_datetime(last_at)
 
 
-@st.cache_data(**_CACHE)
 def ingest_kpis(snapshot: SnapshotIdentity, selection: IngestSelection) -> IngestKpis:
     rows = _query(
         snapshot,
@@ -278,7 +414,6 @@ def ingest_kpis(snapshot: SnapshotIdentity, selection: IngestSelection) -> Inges
     return IngestKpis(**{name: int(row[name]) for name in IngestKpis.__dataclass_fields__})
 
 
-@st.cache_data(**_CACHE)
 def feed_freshness(snapshot: SnapshotIdentity, feeds: tuple[str, ...]) -> pd.DataFrame:
     """Per feed: the last file ingested (any outcome) and the last one that loaded rows.
 
@@ -303,7 +438,6 @@ def feed_freshness(snapshot: SnapshotIdentity, feeds: tuple[str, ...]) -> pd.Dat
     )
 
 
-@st.cache_data(**_CACHE)
 def files_by_outcome(
     snapshot: SnapshotIdentity, selection: IngestSelection, period: str, tz: str
 ) -> pd.DataFrame:
@@ -326,7 +460,6 @@ def files_by_outcome(
     )
 
 
-@st.cache_data(**_CACHE)
 def quarantine_reasons(snapshot: SnapshotIdentity, selection: IngestSelection) -> pd.DataFrame:
     """Quarantined rows per (reason_kind, feed); a row counts once per kind it breaks."""
     return _query(
@@ -359,7 +492,6 @@ def quarantine_reasons(snapshot: SnapshotIdentity, selection: IngestSelection) -
     )
 
 
-@st.cache_data(**_CACHE)
 def problem_files(
     snapshot: SnapshotIdentity, selection: IngestSelection, limit: int = 500
 ) -> pd.DataFrame:
@@ -378,7 +510,6 @@ def problem_files(
     )
 
 
-@st.cache_data(**_CACHE)
 def quarantined_rows(
     snapshot: SnapshotIdentity, selection: IngestSelection, limit: int = 200
 ) -> pd.DataFrame:

@@ -7,6 +7,8 @@ ocse keygen                  create a local pseudonymisation key for the demo
 ocse contracts sync|check    derive the dbt sources from data_contracts/
 ocse users add|remove|list   dashboard accounts (roles: see ocse/access/roles.py)
 ocse alerts check|receive    alert routing, and a local receiver for the demo
+ocse export research --from DATE --to DATE --out DIR   anonymised research export
+ocse report assessment --period 2025Q1 --out DIR       external assessment report
 """
 
 from __future__ import annotations
@@ -329,6 +331,130 @@ def users_list() -> None:
     for user in accounts:
         how = "password" if user.has_password else "oidc"
         click.echo(f"{user.username:<32} {user.role.value:<12} {how:<9} {user.created_at[:19]}")
+
+
+# --- research exports and the assessment report (ocse/exports, ocse/report) ----------------
+
+
+def _who(as_user: str | None) -> tuple[str, str]:
+    import getpass
+
+    return (as_user, "cli") if as_user else (getpass.getuser(), "cli")
+
+
+def _snapshot_path(snapshot: Path | None) -> Path:
+    from ocse.settings import get_settings
+
+    return snapshot or get_settings().serving
+
+
+_K_OPTION = click.option(
+    "--k",
+    "k",
+    type=click.IntRange(min=5),
+    default=None,
+    help="Disclosure threshold: counts below it are withheld; never below 5 "
+    "[OCSE_DISCLOSURE_K, default 10].",
+)
+_SNAPSHOT_OPTION = click.option(
+    "--snapshot",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Serving snapshot to read [OCSE_SERVING].",
+)
+_AS_USER_OPTION = click.option(
+    "--as-user",
+    "as_user",
+    default=None,
+    help="Name recorded in the access log (default: the login name).",
+)
+
+
+@main.group("export")
+def export_group() -> None:
+    """Anonymised, disclosure-controlled exports for research partners."""
+
+
+@export_group.command("research")
+@click.option("--from", "start", required=True, type=click.DateTime(["%Y-%m-%d"]))
+@click.option("--to", "end", required=True, type=click.DateTime(["%Y-%m-%d"]))
+@click.option("--out", required=True, type=click.Path(path_type=Path, file_okay=False))
+@click.option("--grain", type=click.Choice(["week", "month"]), default="month", show_default=True)
+@_K_OPTION
+@_SNAPSHOT_OPTION
+@_AS_USER_OPTION
+def export_research(start, end, out, grain, k, snapshot, as_user) -> None:
+    """Aggregate tables (CSV, Parquet), data dictionary and manifest for the whole weeks or
+    months between --from and --to, written atomically to --out and recorded in the access
+    log."""
+    from ocse.exports.publication import USER_ERRORS
+    from ocse.exports.research import write_research_export
+
+    username, role = _who(as_user)
+    try:
+        result = write_research_export(
+            _snapshot_path(snapshot),
+            start.date(),
+            end.date(),
+            out,
+            grain=grain,
+            k=k,
+            username=username,
+            role=role,
+            progress=click.echo,
+        )
+    except USER_ERRORS as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(
+        f"Research export {result.name}: {result.covered[0]} .. {result.covered[1]}, "
+        f"k={result.k}, policy version(s) {', '.join(map(str, result.policy_versions))}"
+    )
+    for table in result.tables:
+        click.echo(
+            f"  {table.name:<18} {table.grain:<5} {table.rows:>5} rows, "
+            f"{table.cells_suppressed:,} of {table.cells:,} cells withheld"
+        )
+    click.echo(f"Recorded in the access log as {username} ({role}).")
+
+
+@main.group("report")
+def report_group() -> None:
+    """Reports that leave the platform."""
+
+
+@report_group.command("assessment")
+@click.option("--period", required=True, help="The quarter, e.g. 2025Q1.")
+@click.option("--out", required=True, type=click.Path(path_type=Path, file_okay=False))
+@click.option("--no-pdf", is_flag=True, help="Write the HTML only (no Chromium needed).")
+@_K_OPTION
+@_SNAPSHOT_OPTION
+@_AS_USER_OPTION
+def report_assessment(period, out, no_pdf, k, snapshot, as_user) -> None:
+    """The external assessment panel's report for a quarter: self-contained HTML and its
+    PDF, under the research exports' disclosure control, recorded in the access log."""
+    from ocse.exports.publication import USER_ERRORS
+    from ocse.report.assessment import write_assessment_report
+    from ocse.report.pdf import PdfError
+
+    username, role = _who(as_user)
+    try:
+        result = write_assessment_report(
+            _snapshot_path(snapshot),
+            period,
+            out,
+            k=k,
+            username=username,
+            role=role,
+            pdf=not no_pdf,
+            progress=click.echo,
+        )
+    except (*USER_ERRORS, PdfError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Assessment report {result.period} (k={result.k}) in {result.out_dir}:")
+    for name in result.files:
+        click.echo(f"  {name}")
+    withheld = ", ".join(f"{t} {n:,}" for t, n in result.cells_suppressed.items())
+    click.echo(f"Cells withheld: {withheld}. Recorded in the access log as {username} ({role}).")
 
 
 main.add_command(generate_command)

@@ -83,6 +83,17 @@ class OcseSettings(BaseSettings):
         12, ge=1, description="A dashboard session ends this many hours after login, used or not."
     )
 
+    disclosure_k: int = Field(
+        10,
+        ge=5,
+        description="Disclosure-control threshold of research exports and the assessment "
+        "report: every count below it is withheld (never below 5).",
+    )
+    export_dir: Path = Field(
+        PROJECT_ROOT / "exports",
+        description="Where the Dagster research-export job writes its exports.",
+    )
+
     @field_validator(
         "landing_dir",
         "warehouse",
@@ -91,6 +102,7 @@ class OcseSettings(BaseSettings):
         "pseudonym_key_file",
         "alerting_config",
         "access_db",
+        "export_dir",
     )
     @classmethod
     def _expand_home(cls, value: Path | None) -> Path | None:

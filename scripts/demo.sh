@@ -40,6 +40,18 @@ $RUN ocse alerts receive --out "$DAGSTER_HOME/alerts_received.jsonl" \
   >"$DAGSTER_HOME/alerts.log" 2>&1 &
 pids+=($!)
 
+echo "==> Dashboard accounts, one per role (passwords in $DAGSTER_HOME/demo_accounts.txt)"
+ACCOUNTS="$DAGSTER_HOME/demo_accounts.txt"
+if [ ! -s "$ACCOUNTS" ]; then
+  (umask 077 && : >"$ACCOUNTS")
+  for role in leadership assessor researcher operations admin; do
+    echo "$role $(python3 -c 'import secrets; print(secrets.token_urlsafe(12))')" >>"$ACCOUNTS"
+  done
+fi
+while read -r role password; do
+  OCSE_NEW_PASSWORD="$password" $RUN ocse users add "$role" --role "$role" --replace >/dev/null
+done <"$ACCOUNTS"
+
 echo "==> Running the pipeline once"
 $RUN ocse run
 
@@ -60,7 +72,8 @@ done
 cat <<MSG
 
   OCSE Warehouse demo is running.
-    Dashboards   http://127.0.0.1:$DASHBOARD_PORT
+    Dashboards   http://127.0.0.1:$DASHBOARD_PORT   sign in as (user = role, password):
+$(awk '{printf "                   %-11s %s\n", $1, $2}' "$ACCOUNTS")
     Dagster UI   http://127.0.0.1:$DAGSTER_PORT   (assets, lineage, runs; the landing sensor
                                                    runs the pipeline on every new batch)
     New batches  every ${FOLLOW_INTERVAL}s into $OCSE_LANDING_DIR; the pipeline also runs

@@ -18,6 +18,14 @@ def pytest_sessionstart(session):
     os.environ["OCSE_ALERTING_CONFIG"] = str(Path(__file__).parent / "alerting.quiet.yaml")
 
 
+@pytest.fixture(autouse=True)
+def _access_store_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Accounts and the access log of every test go to its own file, never the repo's."""
+    path = tmp_path / "access.sqlite"
+    monkeypatch.setenv("OCSE_ACCESS_DB", str(path))
+    return path
+
+
 @pytest.fixture
 def key() -> PseudonymKey:
     return PseudonymKey.from_secret(TEST_KEY.encode(), 1)

@@ -28,6 +28,8 @@ from websockets.sync.client import connect as ws_connect
 
 from dashboards import charts, queries
 from dashboards.formatting import format_age, format_rate
+from ocse.access import AccessStore
+from tests.dashboard_world import sign_in
 
 APP = Path(__file__).resolve().parent.parent / "dashboards" / "app.py"
 TZ = "Asia/Shanghai"
@@ -38,6 +40,7 @@ HTML_PAYLOAD = "<script>alert(1)</script>"
 XSS_PAYLOAD = '<img src=x onerror="window.__pwned=1">'
 REJECTED = "missing_required_columns: case_id, opened_at"
 DUP = "duplicate_delivery: same bytes as file 1"
+OPS_PW = "operations password"
 
 
 def ago(**delta: float) -> datetime:
@@ -190,8 +193,11 @@ def snapshot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def run_app() -> AppTest:
+    """The app as an operations user sees it, on the pipeline-health page."""
     at = AppTest.from_file(str(APP), default_timeout=60)
+    sign_in(at, "operations")
     at.run()
+    at.switch_page("pages/pipeline_health.py").run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 
@@ -239,7 +245,11 @@ def test_kpis_equal_the_ledger_numbers(snapshot: Path) -> None:
     assert quarantined.delta == f"{format_rate(17 / 1610)} of rows read"
     assert metric(at, "Files rejected").value == "1"
     assert metric(at, "Duplicate deliveries").value == "1"
-    sidebar_text = " ".join(str(e.value) for e in at.sidebar.markdown)
+    # AppTest's switch_page runs the page alone; the frame's sidebar is drawn on any page.
+    frame = AppTest.from_file(str(APP), default_timeout=60)
+    sign_in(frame, "operations")
+    frame.run()
+    sidebar_text = " ".join(str(e.value) for e in frame.sidebar.markdown)
     assert (NOW - timedelta(minutes=3)).astimezone(ZoneInfo(TZ)).strftime(
         "%Y-%m-%d %H:%M"
     ) in sidebar_text
@@ -421,8 +431,10 @@ def test_hostile_values_stay_inert_text(tmp_path: Path, monkeypatch: pytest.Monk
 
     # The same value arriving through the shareable URL is only a filter value too.
     url = AppTest.from_file(str(APP), default_timeout=60)
+    sign_in(url, "operations")
     url.query_params["feed"] = SQL_PAYLOAD
     url.run()
+    url.switch_page("pages/pipeline_health.py").run()
     assert not url.exception
     assert metric(url, "Files processed").value == "2"
 
@@ -644,6 +656,7 @@ def served_hostile_snapshot(tmp_path: Path):
         QuarantinedRow(ledger[1], 30, [f"rule:{XSS_PAYLOAD}"], {"note": XSS_PAYLOAD}),
     ]
     path = build_snapshot(tmp_path / "serving.duckdb", ledger, quarantine, run_id=XSS_PAYLOAD)
+    AccessStore(Path(os.environ["OCSE_ACCESS_DB"])).add_user("ops.one", "operations", OPS_PW)
     port = _free_port()
     env = {**os.environ, "OCSE_SERVING": str(path)}
     env.pop("OCSE_FRESHNESS_WARN_MINUTES", None)
@@ -677,6 +690,16 @@ def test_page_renders_in_a_real_browser_and_no_value_runs_as_html(
     """What the operator's browser shows: the KPIs, no error box, and data that looks like
     HTML shown as text (the sidebar's run id and the feed filter are plain DOM text)."""
     browser.call("Page.navigate", url=served_hostile_snapshot)
+    browser.wait_for("document.querySelector('input[type=password]') !== null")
+    time.sleep(1.5)
+    for selector, value in (("input[type=text]", "ops.one"), ("input[type=password]", OPS_PW)):
+        browser.evaluate(f"document.querySelector('{selector}').focus()")
+        browser.call("Input.insertText", text=value)
+    browser.evaluate(
+        "[...document.querySelectorAll('button')].find(b => b.innerText === 'Sign in').click()"
+    )
+    browser.wait_for("document.querySelector('a[href$=\"/pipeline_health\"]') !== null")
+    browser.evaluate("document.querySelector('a[href$=\"/pipeline_health\"]').click()")
     browser.wait_for(
         "document.querySelectorAll('[data-testid=\"stMetric\"]').length === 5"
         " && document.querySelectorAll('[data-testid=\"stDataFrame\"]').length === 3"

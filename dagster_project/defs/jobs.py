@@ -7,7 +7,8 @@ from ocse.settings import get_settings
 
 ocse_pipeline = dg.define_asset_job(
     "ocse_pipeline",
-    selection=dg.AssetSelection.all(),
+    # Exports run on request (job `research_export`), never every few minutes.
+    selection=dg.AssetSelection.all() - dg.AssetSelection.groups("exports"),
     executor_def=dg.in_process_executor,
     description="Ingest new landed files, build and test the dbt models at T, publish the "
     "serving snapshot. `ocse run` runs this same job in-process.",

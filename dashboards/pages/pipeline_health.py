@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 import streamlit as st
 
-from dashboards import charts, frame, queries
+from dashboards import auth, charts, frame, queries
 from dashboards.formatting import (
     format_age,
     format_count,
@@ -21,6 +21,7 @@ from dashboards.formatting import (
     format_timestamp,
     minutes_between,
 )
+from dashboards.i18n import words
 from dashboards.settings import get_dashboard_settings
 from ocse.contracts import FEEDS
 
@@ -28,7 +29,7 @@ DEFAULT_RANGE_DAYS = 7
 QUARANTINED_ROWS_SHOWN = 200
 CHART_CONFIG = {"displayModeBar": False}
 
-TEXT = {
+EN = {
     "title": "Pipeline health",
     "intro": (
         "Files the feeds delivered, what the ingestion gate did with them, and how fresh "
@@ -105,12 +106,87 @@ TEXT = {
     "record_source": "{file}, row {row}",
     "record_not_json": "This record is not valid JSON; shown as stored:",
 }
-OUTCOME_LABELS = {
-    "loaded": "Loaded",
-    "partially_quarantined": "Partially quarantined",
-    "rejected": "Rejected",
-    "duplicate": "Duplicate",
+ZH = {
+    "title": "数据管道健康",
+    "intro": "各数据源交付的文件、入库闸门的处理结果，以及各数据源的新鲜度。",
+    "no_files": "快照已发布，但尚未导入任何文件。",
+    "filter_feeds": "数据源",
+    "filter_dates": "导入日期",
+    "filter_dates_help": "按报告时区（{tz}）的整日计算。",
+    "no_feed_selected": "请至少选择一个数据源。",
+    "kpi_files": "已处理文件",
+    "kpi_files_help": "所选范围内闸门处理的文件（不论结果）。",
+    "kpi_rows_loaded": "已入库行数",
+    "kpi_rows_loaded_help": "符合数据契约并进入仓库的行。",
+    "kpi_rows_quarantined": "隔离行数",
+    "kpi_rows_quarantined_help": "被扣留的行：违反契约的行，加上被拒文件中的"
+    "所有行。比率 = 隔离行数 / 读取行数。",
+    "kpi_quarantine_rate": "占读取行数 {rate}",
+    "kpi_files_rejected": "被拒文件",
+    "kpi_files_rejected_help": "存在文件级问题的文件，其内容均未入库。",
+    "kpi_duplicates": "重复交付",
+    "kpi_duplicates_help": "内容已处理过的文件，已跳过。",
+    "freshness_heading": "数据新鲜度",
+    "freshness_caption": "按数据源，以当前时间计（不受日期范围影响）。若最近一次有行入库的文件早于 "
+    "{minutes} 分钟，则该数据源视为过时（`OCSE_FRESHNESS_WARN_MINUTES`）。",
+    "freshness_stale": "{total} 个数据源中有 {count} 个超过 {minutes} 分钟没有新文件入库。",
+    "freshness_all_fresh": "所有数据源在最近 {minutes} 分钟内都有文件入库。",
+    "status_fresh": "🟢 新鲜",
+    "status_stale": "🟠 过时",
+    "status_never": "⚪ 尚无文件",
+    "col_feed": "数据源",
+    "col_status": "状态",
+    "col_last_loaded": "最近入库文件",
+    "col_since_loaded": "距最近入库",
+    "col_last_ingested": "最近导入文件",
+    "col_files": "文件数（累计）",
+    "outcomes_heading": "按结果统计文件",
+    "outcomes_y": "文件数",
+    "outcomes_caption": {
+        "hour": "按导入小时统计的文件数。",
+        "day": "按导入日期统计的文件数。",
+        "week": "按导入周统计的文件数（周一起算）。",
+    },
+    "reasons_heading": "隔离原因",
+    "reasons_x": "隔离行数",
+    "reasons_caption": "隔离区中逐行记录的行，按违反契约的类型统计；一行违反几类就计几次。",
+    "no_data": "所选范围内没有数据。",
+    "problems_heading": "被拒和重复的文件",
+    "problems_caption": "被拒文件保留在落地目录中；请修正后重新交付。",
+    "no_problems": "所选范围内没有被拒或重复的文件。",
+    "col_ingested_at": "导入时间",
+    "col_file": "文件",
+    "col_outcome": "结果",
+    "col_error": "错误",
+    "quarantine_heading": "最近隔离的行",
+    "quarantine_caption": "所选范围内最近的 {limit} 行。记录中的标识符"
+    "均已假名化。点击记录单元格展开，或选中一行在下方查看。",
+    "no_quarantine": "所选范围内没有隔离的行。",
+    "col_quarantined_at": "隔离时间",
+    "col_row": "行号",
+    "col_reasons": "原因",
+    "col_record": "记录",
+    "record_heading": "**所选行的记录**",
+    "record_source": "{file}，第 {row} 行",
+    "record_not_json": "该记录不是有效的 JSON，按存储原样显示：",
 }
+TEXTS = {"en": EN, "zh": ZH}
+TEXT = EN  # the language of this run; set in main()
+OUTCOME_LABELS_BY_LANGUAGE = {
+    "en": {
+        "loaded": "Loaded",
+        "partially_quarantined": "Partially quarantined",
+        "rejected": "Rejected",
+        "duplicate": "Duplicate",
+    },
+    "zh": {
+        "loaded": "已入库",
+        "partially_quarantined": "部分隔离",
+        "rejected": "被拒",
+        "duplicate": "重复",
+    },
+}
+OUTCOME_LABELS = OUTCOME_LABELS_BY_LANGUAGE["en"]
 
 
 def feed_options(snapshot: queries.SnapshotIdentity) -> list[str]:
@@ -379,6 +455,10 @@ def quarantined_rows(
 
 
 def main() -> None:
+    global TEXT, OUTCOME_LABELS
+    auth.require_page("pipeline_health")
+    TEXT = words(TEXTS)
+    OUTCOME_LABELS = words(OUTCOME_LABELS_BY_LANGUAGE)
     snapshot = frame.require_snapshot()
     frame.require_tables(snapshot, ("ops_ingest_ledger", "ops_quarantine"))
     info = frame.snapshot_info_or_stop(snapshot)

@@ -1,0 +1,61 @@
+"""English and Chinese: the language switch and the lookup every page uses.
+
+Each page keeps its words in one `TEXT = {"en": {...}, "zh": {...}}` table next to the code
+that shows them; `words(TEXT)` picks the current language. A test checks that both
+languages have the same keys and placeholders, so a string cannot go missing in one of them.
+Category labels come from the data (`dim_categories`: the spec's Chinese and English names).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import streamlit as st
+
+LANGUAGES = {"en": "English", "zh": "中文"}
+DEFAULT_LANGUAGE = "en"
+_KEY = "ocse_language"
+
+
+def language() -> str:
+    try:
+        chosen = st.session_state.get(_KEY, DEFAULT_LANGUAGE)
+    except Exception:  # outside a Streamlit run (benchmarks, plain imports)
+        return DEFAULT_LANGUAGE
+    return chosen if chosen in LANGUAGES else DEFAULT_LANGUAGE
+
+
+def set_language(code: str) -> None:
+    if code in LANGUAGES:
+        st.session_state[_KEY] = code
+
+
+def words(table: Mapping[str, Mapping[str, object]]) -> Mapping[str, object]:
+    """The current language's strings of a page's TEXT table."""
+    return table.get(language()) or table[DEFAULT_LANGUAGE]
+
+
+def language_switch() -> None:
+    """Sidebar control; the choice lives in the session."""
+    current = language()
+    choice = st.segmented_control(
+        "Language / 语言",
+        options=list(LANGUAGES),
+        format_func=LANGUAGES.__getitem__,
+        default=current,
+        key="ocse_language_choice",
+        label_visibility="collapsed",
+    )
+    if choice and choice != current:
+        set_language(choice)
+        st.rerun()
+
+
+def category_label(labels: Mapping[str, tuple[str, str]], code: str | None) -> str:
+    """`labels`: category_code -> (label_en, label_zh), from `queries.category_labels`."""
+    if code is None:
+        return "–"
+    pair = labels.get(code)
+    if pair is None:
+        return code
+    return pair[1] if language() == "zh" else pair[0]

@@ -1,0 +1,1 @@
+"""The external assessment report (HTML and PDF) under the exports' disclosure control."""
