@@ -36,7 +36,7 @@ class WarehouseResource(dg.ConfigurableResource):
             return datetime.fromisoformat(tag).astimezone(UTC)
         if self.settings.as_of:
             return self.settings.resolved_as_of()
-        record = context.instance.get_run_record_by_id(context.run_id)
+        record = context.instance.get_run_record_by_id(context.run.run_id)
         created = record.create_timestamp if record else datetime.now(UTC)
         return created.astimezone(UTC).replace(microsecond=0)
 

@@ -49,7 +49,7 @@ def research_export(context: dg.AssetExecutionContext, config: ResearchExportCon
         out_dir,
         grain=config.grain,
         k=k,
-        username=f"dagster:{context.run_id[:8]}",
+        username=f"dagster:{context.run.run_id[:8]}",
         role="pipeline",
         progress=context.log.info,
     )

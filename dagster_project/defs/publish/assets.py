@@ -28,7 +28,7 @@ def serving_snapshot(context: dg.AssetExecutionContext, warehouse: WarehouseReso
             conn,
             settings.serving,
             as_of=as_of,
-            run_id=context.run_id,
+            run_id=context.run.run_id,
             reporting_tz=settings.reporting_tz,
             definitions=mart_definitions(dbt_project.manifest_path),
         )
