@@ -100,15 +100,19 @@ def chromium_path() -> str | None:
 class Browser:
     """A headless Chromium tab driven over the DevTools protocol (no extra test dependency)."""
 
-    def __init__(self, devtools: ClientConnection) -> None:
+    def __init__(
+        self, devtools: ClientConnection, *, recv_timeout: float = 60, wait_timeout: float = 90
+    ) -> None:
         self.devtools = devtools
         self.calls = 0
+        self.recv_timeout = recv_timeout
+        self.wait_timeout = wait_timeout
 
     def call(self, method: str, **params: object) -> dict:
         self.calls += 1
         self.devtools.send(json.dumps({"id": self.calls, "method": method, "params": params}))
         while True:
-            message = json.loads(self.devtools.recv(timeout=60))
+            message = json.loads(self.devtools.recv(timeout=self.recv_timeout))
             if message.get("id") == self.calls:
                 return message.get("result", {})
 
@@ -116,8 +120,8 @@ class Browser:
         result = self.call("Runtime.evaluate", expression=expression, returnByValue=True)
         return result.get("result", {}).get("value")
 
-    def wait_for(self, expression: str, timeout: float = 90) -> None:
-        deadline = time.monotonic() + timeout
+    def wait_for(self, expression: str, timeout: float | None = None) -> None:
+        deadline = time.monotonic() + (timeout or self.wait_timeout)
         while not self.evaluate(expression):
             if time.monotonic() > deadline:
                 text = self.evaluate("document.body.innerText")

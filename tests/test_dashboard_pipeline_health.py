@@ -9,11 +9,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,13 +21,12 @@ import duckdb
 import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
-from websockets.sync.client import ClientConnection
 from websockets.sync.client import connect as ws_connect
 
 from dashboards import charts, queries
 from dashboards.formatting import format_age, format_rate
 from ocse.access import AccessStore
-from tests.dashboard_world import sign_in
+from tests.dashboard_world import Browser, free_port, sign_in, wait_for_http
 
 APP = Path(__file__).resolve().parent.parent / "dashboards" / "app.py"
 TZ = "Asia/Shanghai"
@@ -559,58 +556,12 @@ def test_format_age_reads_at_a_glance() -> None:
 # --- a real browser --------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_for_http(url: str, timeout: float) -> str:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                return response.read().decode()
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.3)
-
-
-class Browser:
-    """A headless Chromium tab driven over the DevTools protocol (no extra test dependency)."""
-
-    def __init__(self, devtools: ClientConnection) -> None:
-        self.devtools = devtools
-        self.calls = 0
-
-    def call(self, method: str, **params: object) -> dict:
-        self.calls += 1
-        self.devtools.send(json.dumps({"id": self.calls, "method": method, "params": params}))
-        while True:
-            message = json.loads(self.devtools.recv(timeout=30))
-            if message.get("id") == self.calls:
-                return message.get("result", {})
-
-    def evaluate(self, expression: str) -> object:
-        result = self.call("Runtime.evaluate", expression=expression, returnByValue=True)
-        return result.get("result", {}).get("value")
-
-    def wait_for(self, expression: str, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while not self.evaluate(expression):
-            if time.monotonic() > deadline:
-                text = self.evaluate("document.body.innerText")
-                raise AssertionError(f"timed out waiting for {expression!r}; page: {text!r}")
-            time.sleep(0.5)
-
-
 @pytest.fixture
 def browser(tmp_path: Path):
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         pytest.skip("Chromium is not installed (scripts/test.sh installs it)")
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [
             chromium,
@@ -627,10 +578,10 @@ def browser(tmp_path: Path):
         stderr=subprocess.DEVNULL,
     )
     try:
-        targets = json.loads(_wait_for_http(f"http://127.0.0.1:{port}/json", 30))
+        targets = json.loads(wait_for_http(f"http://127.0.0.1:{port}/json", 30))
         page = next(t for t in targets if t["type"] == "page")
         with ws_connect(page["webSocketDebuggerUrl"], max_size=None) as devtools:
-            yield Browser(devtools)
+            yield Browser(devtools, recv_timeout=30, wait_timeout=60)
     finally:
         process.terminate()
         process.wait(timeout=10)
@@ -657,7 +608,7 @@ def served_hostile_snapshot(tmp_path: Path):
     ]
     path = build_snapshot(tmp_path / "serving.duckdb", ledger, quarantine, run_id=XSS_PAYLOAD)
     AccessStore(Path(os.environ["OCSE_ACCESS_DB"])).add_user("ops.one", "operations", OPS_PW)
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "OCSE_SERVING": str(path)}
     env.pop("OCSE_FRESHNESS_WARN_MINUTES", None)
     server = subprocess.Popen(
@@ -677,7 +628,7 @@ def served_hostile_snapshot(tmp_path: Path):
         stderr=subprocess.DEVNULL,
     )
     try:
-        _wait_for_http(f"http://127.0.0.1:{port}/_stcore/health", 60)
+        wait_for_http(f"http://127.0.0.1:{port}/_stcore/health", 60)
         yield f"http://127.0.0.1:{port}/"
     finally:
         server.terminate()
