@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 UV := python3 -m uv
 
-.PHONY: setup demo test lint
+.PHONY: setup demo test lint bench
 
 setup:
 	@python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -17,3 +17,9 @@ test: setup
 
 lint: setup
 	@$(UV) run ruff check . && $(UV) run ruff format --check .
+
+# The benchmark (bench/README.md): SCALES="M L" by default; scale sets are generated once
+# into bench/.cache/ and reused. Results: bench/results/<scale>.json and bench/RESULTS.md.
+SCALES ?= M L
+bench: setup
+	@$(UV) run --frozen python -m bench.run $(foreach s,$(SCALES),--scale $(s))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -15,9 +16,36 @@ from ocse.settings import PROJECT_ROOT, OcseSettings, get_settings
 DBT_DIR = PROJECT_ROOT / "dbt"
 
 
+def _dbt_parse_key() -> str:
+    """What dbt's manifest depends on: every file of the project and the settings its
+    profile and vars read."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in sorted(DBT_DIR.rglob("*")):
+        rel = path.relative_to(DBT_DIR)
+        if rel.parts[0] in ("target", "logs", "dbt_packages") or not path.is_file():
+            continue
+        stat = path.stat()
+        digest.update(f"{rel}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+    for name in ("OCSE_WAREHOUSE", "OCSE_REPORTING_TZ"):
+        digest.update(f"{name}={os.environ.get(name, '')}\n".encode())
+    return digest.hexdigest()
+
+
 def prepare_dbt() -> None:
-    """Parse the dbt project into target/manifest.json, which the Dagster assets load."""
+    """Parse the dbt project into target/manifest.json, which the Dagster assets load.
+    Skipped when nothing it depends on changed since the last parse (a parse costs seconds
+    on every run otherwise)."""
+    marker = DBT_DIR / "target" / ".ocse_parse_key"
+    key = _dbt_parse_key()
+    manifest = DBT_DIR / "target" / "manifest.json"
+    if manifest.exists() and marker.exists() and marker.read_text() == key:
+        return
     dbt = Path(sys.executable).parent / "dbt"
+    # Parsed into a folder of its own, then moved into place: a process loading the
+    # definitions meanwhile reads the old manifest whole, never half of the new one.
+    scratch = DBT_DIR / "target" / f".parse-{os.getpid()}"
     subprocess.run(
         [
             str(dbt),
@@ -27,10 +55,17 @@ def prepare_dbt() -> None:
             str(DBT_DIR),
             "--profiles-dir",
             str(DBT_DIR),
+            "--target-path",
+            str(scratch),
         ],
         check=True,
         cwd=DBT_DIR,
     )
+    for name in ("partial_parse.msgpack", "manifest.json"):
+        if (scratch / name).exists():
+            os.replace(scratch / name, DBT_DIR / "target" / name)
+    shutil.rmtree(scratch, ignore_errors=True)
+    marker.write_text(key)
 
 
 @dataclass

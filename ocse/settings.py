@@ -11,6 +11,7 @@ import os
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator
@@ -56,6 +57,12 @@ class OcseSettings(BaseSettings):
         ge=1000,
         description="Rows of a new batch the Great Expectations check validates (a random sample "
         "above this size; every row below it).",
+    )
+
+    dbt_tests: Literal["full_builds", "always"] = Field(
+        "full_builds",
+        description="When dbt's data tests on models run: on full builds only (the first run, "
+        "--full-refresh, a backfill), or on every run. Tests on the raw sources always run.",
     )
 
     alerting_config: Path = Field(

@@ -1,10 +1,10 @@
-"""The ingestion gate: each landed file is validated, pseudonymised and loaded in one
-transaction, exactly once.
+"""The ingestion gate: each landed file is validated, pseudonymised and loaded exactly once.
 
 Per file: duplicate delivery (same bytes already processed) → ledger `duplicate`;
 file-level problem → ledger `rejected`, nothing loaded; otherwise valid rows → `raw.<feed>`,
-invalid rows → `ingest.quarantine` with reason codes, and a ledger row. A crash part-way
-rolls the file back entirely, so the next run loads it whole.
+invalid rows → `ingest.quarantine` with reason codes, and a ledger row. Files of one feed and
+shape are read and loaded in groups, one transaction per group (ocse/ingest/groups.py); a
+crash part-way rolls the group back entirely, so the next run loads its files whole.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import duckdb
 
 from ocse.contracts import FeedContract, load_contract
 from ocse.ingest.discovery import LandedFile, discover
+from ocse.ingest.groups import Member, SplitGroup, plan_groups, read_group
 from ocse.ingest.readers import FileRejected, read_into_batch
 from ocse.ingest.validation import checked_table_sql
 from ocse.pseudonymise import PseudonymKey, pseudonym_sql, sql_params
@@ -68,95 +69,199 @@ def _next_file_id(conn: duckdb.DuckDBPyConnection) -> int:
     return conn.execute("select coalesce(max(file_id), 0) + 1 from ingest.ledger").fetchone()[0]
 
 
-def _insert_ledger(conn, file: LandedFile, sha: str, result: FileResult, dropped_names, dup_of):
+_LEDGER_COLUMNS = (
+    "file_id", "file_name", "feed", "sha", "outcome", "rows_read", "rows_loaded",
+    "rows_quarantined", "columns_dropped", "dropped_names", "error", "dup_of",
+    "received_at", "ingested_at",
+)  # fmt: skip
+_LEDGER_TYPES = (
+    "bigint", "varchar", "varchar", "varchar", "varchar", "bigint", "bigint", "bigint", "bigint",
+    "varchar[]", "varchar", "bigint", "timestamptz", "timestamptz",
+)  # fmt: skip
+
+
+def _ledger_row(file: LandedFile, sha: str, result: FileResult, dropped_names, dup_of) -> dict:
+    return {
+        "file_id": result.file_id,
+        "file_name": file.file_name,
+        "feed": file.feed,
+        "sha": sha,
+        "outcome": result.outcome,
+        "rows_read": result.rows_read,
+        "rows_loaded": result.rows_loaded,
+        "rows_quarantined": result.rows_quarantined,
+        "columns_dropped": result.columns_dropped,
+        "dropped_names": dropped_names,
+        "error": result.error,
+        "dup_of": dup_of,
+        "received_at": file.received_at,
+        "ingested_at": datetime.now(UTC),
+    }
+
+
+def _insert_ledger_rows(conn: duckdb.DuckDBPyConnection, rows: list[dict]) -> None:
+    """One insert for the ledger rows of a whole group (a statement per file costs more than
+    a small file's rows)."""
+    if not rows:
+        return
+    selects = ", ".join(
+        f"unnest(${name})::{typ}" for name, typ in zip(_LEDGER_COLUMNS, _LEDGER_TYPES, strict=True)
+    )
     conn.execute(
-        """
-        insert into ingest.ledger values (
-            $file_id, $file_name, $feed, $sha, $outcome, $rows_read, $rows_loaded,
-            $rows_quarantined, $columns_dropped, $dropped_names, $error, $dup_of,
-            $received_at, $ingested_at
-        )
-        """,
-        {
-            "file_id": result.file_id,
-            "file_name": file.file_name,
-            "feed": file.feed,
-            "sha": sha,
-            "outcome": result.outcome,
-            "rows_read": result.rows_read,
-            "rows_loaded": result.rows_loaded,
-            "rows_quarantined": result.rows_quarantined,
-            "columns_dropped": result.columns_dropped,
-            "dropped_names": dropped_names,
-            "error": result.error,
-            "dup_of": dup_of,
-            "received_at": file.received_at,
-            "ingested_at": datetime.now(UTC),
-        },
+        f"insert into ingest.ledger select {selects}",
+        {name: [r[name] for r in rows] for name in _LEDGER_COLUMNS},
     )
 
 
-def _load_rows(
-    conn: duckdb.DuckDBPyConnection,
-    contract: FeedContract,
-    key: PseudonymKey,
-    file: LandedFile,
-    file_id: int,
-    ingested_at: datetime,
-) -> None:
+def _insert_ledger(conn, file: LandedFile, sha: str, result: FileResult, dropped_names, dup_of):
+    _insert_ledger_rows(conn, [_ledger_row(file, sha, result, dropped_names, dup_of)])
+
+
+def _pseudonym_table(conn: duckdb.DuckDBPyConnection, contract: FeedContract, key) -> None:
+    """`_refs`: the pseudonym of every distinct personal identifier of `_checked`. An account
+    appears in many rows; the HMAC (two SHA-256) runs once per account, not once per row."""
+    union = " union ".join(
+        f"select s_{f.name} as v from _checked" for f in contract.fields if f.personal
+    )
+    conn.execute(
+        f"create or replace temp table _refs as select v, {pseudonym_sql('v')} as ref "
+        f"from (select distinct v from ({union}) where v is not null)",
+        sql_params(key),
+    )
+
+
+def _ref_joins(contract: FeedContract) -> str:
+    return "".join(
+        f" left join _refs as r_{f.name} on r_{f.name}.v = c.s_{f.name}"
+        for f in contract.fields
+        if f.personal
+    )
+
+
+def _load_rows(conn: duckdb.DuckDBPyConnection, contract: FeedContract, ingested_at) -> None:
     """Write the valid rows of `_checked` to raw history (personal fields as pseudonyms)."""
     targets, values = [], []
     for f in contract.fields:
         targets.append(f.stored_name)
-        values.append(pseudonym_sql(f.name) if f.personal else f.name)
+        values.append(f"r_{f.name}.ref" if f.personal else f"c.{f.name}")
     conn.execute(
         f"""
         insert into raw.{contract.feed} ({", ".join(targets)}, _file_id, _row_number, _ingested_at)
-        select {", ".join(values)}, $file_id, _row_number, $ingested_at
-        from _checked
-        where len(reason_codes) = 0
-        order by _row_number
+        select {", ".join(values)}, c._file_id, c._row_number, $ingested_at
+        from _checked as c{_ref_joins(contract)}
+        where len(c.reason_codes) = 0
+        order by c._file_id, c._row_number
         """,
-        {**sql_params(key), "file_id": file_id, "ingested_at": ingested_at},
+        {"ingested_at": ingested_at},
     )
 
 
 def _write_quarantine(
-    conn: duckdb.DuckDBPyConnection,
-    contract: FeedContract,
-    key: PseudonymKey,
-    file: LandedFile,
-    file_id: int,
-    ingested_at: datetime,
+    conn: duckdb.DuckDBPyConnection, contract: FeedContract, ingested_at: datetime
 ) -> None:
     """Write the invalid rows as they arrived (text), personal fields already pseudonymised."""
     pairs = []
     for f in contract.fields:
-        value = pseudonym_sql(f"s_{f.name}") if f.personal else f"s_{f.name}"
+        value = f"r_{f.name}.ref" if f.personal else f"c.s_{f.name}"
         pairs.append(f"'{f.stored_name}', {value}")
     conn.execute(
         f"""
         insert into ingest.quarantine
-        select $feed, $file_id, $file_name, _row_number, reason_codes,
+        select $feed, c._file_id, n.file_name, c._row_number, c.reason_codes,
                json_object({", ".join(pairs)})::varchar, $ingested_at
-        from _checked
-        where len(reason_codes) > 0
-        order by _row_number
+        from _checked as c
+        join _file_names as n on n._file_id = c._file_id{_ref_joins(contract)}
+        where len(c.reason_codes) > 0
+        order by c._file_id, c._row_number
         """,
-        {
-            **sql_params(key),
-            "feed": contract.feed,
-            "file_id": file_id,
-            "file_name": file.file_name,
-            "ingested_at": ingested_at,
-        },
+        {"feed": contract.feed, "ingested_at": ingested_at},
     )
 
 
-def _process_file(conn, file: LandedFile, sha: str, file_id: int, key: PseudonymKey) -> FileResult:
-    contract = load_contract(file.feed)
-    result = FileResult(file_id=file_id, file_name=file.file_name, feed=file.feed, outcome="loaded")
+_TEMP_OBJECTS = (
+    ("view", "_batch"),
+    ("table", "_batch"),
+    ("table", "_batch_file"),
+    ("table", "_batch_src"),
+    ("table", "_checked"),
+    ("table", "_refs"),
+    ("table", "_file_names"),
+    ("table", "_group_files"),
+    ("table", "_group_offsets"),
+)
+
+
+def _drop_temp(conn: duckdb.DuckDBPyConnection) -> None:
+    existing = set(
+        conn.execute(
+            "select table_name, table_type from information_schema.tables "
+            "where table_catalog = 'temp'"
+        ).fetchall()
+    )
+    for kind, name in _TEMP_OBJECTS:
+        if (name, "VIEW" if kind == "view" else "LOCAL TEMPORARY") in existing:
+            conn.execute(f"drop {kind} {name}")
+
+
+def _load_checked(
+    conn: duckdb.DuckDBPyConnection,
+    contract: FeedContract,
+    key: PseudonymKey,
+    members: list[Member],
+    columns: dict[int, list[str]],
+) -> list[FileResult]:
+    """Validate `_batch` (rows of one or more files), load the valid rows, quarantine the
+    rest, and write one ledger row per file. Runs inside the caller's transaction."""
     ingested_at = datetime.now(UTC)
+    present = set().union(*columns.values()) & set(contract.names)
+    conn.execute(checked_table_sql(contract, present, lineage=("_file_id", "_row_number")))
+    conn.execute(
+        "create or replace temp table _file_names as "
+        "select unnest($ids)::bigint as _file_id, unnest($names)::varchar as file_name",
+        {"ids": [m.file_id for m in members], "names": [m.file.file_name for m in members]},
+    )
+    _pseudonym_table(conn, contract, key)
+    _load_rows(conn, contract, ingested_at)
+    _write_quarantine(conn, contract, ingested_at)
+    counts = {
+        file_id: (read, bad)
+        for file_id, read, bad in conn.execute(
+            "select _file_id, count(*), count(*) filter (where len(reason_codes) > 0) "
+            "from _checked group by 1"
+        ).fetchall()
+    }
+    reasons: dict[int, Counter] = {}
+    for file_id, reason, n in conn.execute(
+        "select _file_id, r, count(*) from "
+        "(select _file_id, unnest(reason_codes) as r from _checked) group by all"
+    ).fetchall():
+        reasons.setdefault(file_id, Counter())[reason] = n
+    results, ledger = [], []
+    for m in members:
+        read, bad = counts.get(m.file_id, (0, 0))
+        extra = [c for c in columns[m.file_id] if c not in contract.names]
+        result = FileResult(
+            file_id=m.file_id,
+            file_name=m.file.file_name,
+            feed=m.file.feed,
+            outcome="partially_quarantined" if bad else "loaded",
+            rows_read=read,
+            rows_loaded=read - bad,
+            rows_quarantined=bad,
+            columns_dropped=len(extra),
+            reasons=reasons.get(m.file_id, Counter()),
+        )
+        dropped_names = [c if _SAFE_COLUMN_NAME.match(c) else "<unnamed>" for c in extra]
+        ledger.append(_ledger_row(m.file, m.sha, result, dropped_names, None))
+        results.append(result)
+    _insert_ledger_rows(conn, ledger)
+    _drop_temp(conn)
+    return results
+
+
+def _process_file(conn, member: Member, key: PseudonymKey) -> FileResult:
+    file, sha, file_id = member.file, member.sha, member.file_id
+    contract = load_contract(file.feed)
     conn.execute("begin transaction")
     try:
         columns = read_into_batch(conn, file, contract)
@@ -169,25 +274,12 @@ def _process_file(conn, file: LandedFile, sha: str, file_id: int, key: Pseudonym
                 f"required column(s) missing: {', '.join(missing)}",
                 rows_read=rows_read,
             )
-        extra = [c for c in columns if c not in contract.names]
-        conn.execute(checked_table_sql(contract, present))
-        _load_rows(conn, contract, key, file, file_id, ingested_at)
-        _write_quarantine(conn, contract, key, file, file_id, ingested_at)
-        reasons = conn.execute(
-            "select r, count(*) from (select unnest(reason_codes) as r from _checked) group by r"
-        ).fetchall()
-        result.rows_read = rows_read
-        result.rows_quarantined = conn.execute(
-            "select count(*) from _checked where len(reason_codes) > 0"
-        ).fetchone()[0]
-        result.rows_loaded = rows_read - result.rows_quarantined
-        result.columns_dropped = len(extra)
-        result.reasons = Counter(dict(reasons))
-        if result.rows_quarantined:
-            result.outcome = "partially_quarantined"
-        dropped_names = [c if _SAFE_COLUMN_NAME.match(c) else "<unnamed>" for c in extra]
-        _insert_ledger(conn, file, sha, result, dropped_names, None)
-        conn.execute("drop table if exists _checked; drop table if exists _batch")
+        conn.execute("alter table _batch rename to _batch_file")
+        conn.execute(
+            f"create temp view _batch as select {int(file_id)}::bigint as _file_id, * "
+            "from _batch_file"
+        )
+        (result,) = _load_checked(conn, contract, key, [member], {file_id: columns})
         conn.execute("commit")
     except FileRejected as rejected:
         conn.execute("rollback")
@@ -209,6 +301,34 @@ def _process_file(conn, file: LandedFile, sha: str, file_id: int, key: Pseudonym
     return result
 
 
+def _process_group(conn, members: list[Member], key: PseudonymKey) -> list[FileResult]:
+    """Files of one feed and shape in one scan and one transaction; split in halves when the
+    group cannot be read as one, down to single files (see ocse.ingest.groups)."""
+    if len(members) == 1:
+        return [_process_file(conn, members[0], key)]
+    contract = load_contract(members[0].file.feed)
+    conn.execute("begin transaction")
+    try:
+        columns = read_group(conn, members, contract)
+        missing = [
+            m for m in members if not set(contract.required_names) <= set(columns[m.file_id])
+        ]
+        if missing:
+            raise SplitGroup("a file lacks a required column")
+        results = _load_checked(conn, contract, key, members, columns)
+        conn.execute("commit")
+    except SplitGroup:
+        conn.execute("rollback")
+        # Halves, recursively: one bad file among hundreds costs a few re-reads, not a
+        # transaction per file for all of them.
+        half = len(members) // 2
+        return _process_group(conn, members[:half], key) + _process_group(conn, members[half:], key)
+    except BaseException:
+        conn.execute("rollback")
+        raise
+    return results
+
+
 def ingest_landing(
     conn: duckdb.DuckDBPyConnection,
     landing_dir,
@@ -227,11 +347,14 @@ def ingest_landing(
     )
     pending = [f for f in discover(landing_dir) if f.file_name not in seen_names]
     summary.skipped_already_processed = len(seen_names)
-    # Every pass of the loop writes exactly one ledger row (or raises), so ids follow on.
+    # File ids follow discovery order; each file gets exactly one ledger row (or the run
+    # raises), whatever group it is processed in.
     first_id = _next_file_id(conn)
-    for n, file in enumerate(pending, start=1):
+    members: list[Member] = []
+    duplicates: list[tuple[LandedFile, str, FileResult, int]] = []
+    for n, file in enumerate(pending):
         sha = file.sha256()
-        file_id = first_id + n - 1
+        file_id = first_id + n
         if sha in first_by_sha:
             result = FileResult(
                 file_id=file_id,
@@ -240,17 +363,34 @@ def ingest_landing(
                 outcome="duplicate",
                 error=f"duplicate_delivery: same content as file {first_by_sha[sha]}",
             )
-            conn.execute("begin transaction")
-            _insert_ledger(conn, file, sha, result, [], first_by_sha[sha])
-            conn.execute("commit")
+            duplicates.append((file, sha, result, first_by_sha[sha]))
         else:
-            result = _process_file(conn, file, sha, file_id, key)
             first_by_sha[sha] = file_id
-        summary.files.append(result)
-        if progress and (n % 25 == 0 or n == len(pending) or result.outcome != "loaded"):
+            members.append(Member(file, sha, file_id))
+    done = 0
+    for group in plan_groups(members):
+        for result in _process_group(conn, group, key):
+            summary.files.append(result)
+            done += 1
+            if progress and result.outcome not in ("loaded", "partially_quarantined"):
+                progress(
+                    f"[{done}/{len(members)}] {result.file_name}: {result.outcome} ({result.error})"
+                )
+        if progress:
             progress(
-                f"[{n}/{len(pending)}] {file.file_name}: {result.outcome}, "
-                f"{result.rows_loaded} loaded, {result.rows_quarantined} quarantined"
-                + (f" ({result.error})" if result.error else "")
+                f"[{done}/{len(members)}] {group[0].file.feed}: {len(group)} file(s), "
+                f"{sum(r.rows_loaded for r in summary.files[-len(group) :])} rows loaded"
             )
+    # Recorded after their originals are committed: a crash before leaves the copy to be
+    # found again next run, never a duplicate of a file the ledger does not have.
+    if duplicates:
+        conn.execute("begin transaction")
+        _insert_ledger_rows(
+            conn, [_ledger_row(f, sha, r, [], dup_of) for f, sha, r, dup_of in duplicates]
+        )
+        conn.execute("commit")
+        summary.files.extend(r for _, _, r, _ in duplicates)
+        if progress:
+            progress(f"{len(duplicates)} duplicate delivery(ies) recorded")
+    summary.files.sort(key=lambda r: r.file_id)
     return summary

@@ -84,8 +84,11 @@ def _field_reasons(f: Field) -> list[str]:
     return reasons
 
 
-def checked_table_sql(contract: FeedContract, present_columns: set[str]) -> str:
-    """SQL creating temp table `_checked` from `_batch` (see module docstring)."""
+def checked_table_sql(
+    contract: FeedContract, present_columns: set[str], lineage: tuple[str, ...] = ("_row_number",)
+) -> str:
+    """SQL creating temp table `_checked` from `_batch` (see module docstring), carrying the
+    `lineage` columns of `_batch` through."""
     source = ",\n        ".join(
         (
             f"nullif({f.name}, '') as s_{f.name}"
@@ -105,7 +108,7 @@ def checked_table_sql(contract: FeedContract, present_columns: set[str]) -> str:
 create or replace temp table _checked as
 with source as (
     select
-        _row_number,
+        {", ".join(lineage)},
         {source}
     from _batch
 ),
