@@ -4,7 +4,6 @@ import sys
 from pathlib import Path
 
 import dagster as dg
-from dagster_dbt import DbtCliResource
 
 from dagster_project.defs.alerts.assets import alert_deliveries, alert_outbox
 from dagster_project.defs.alerts.jobs import alert_digest_schedule, ocse_alerts
@@ -12,6 +11,7 @@ from dagster_project.defs.alerts.resources import alerting_config
 from dagster_project.defs.alerts.sensors import pipeline_failure_alert_sensor
 from dagster_project.defs.dbt.assets import ocse_dbt_models
 from dagster_project.defs.dbt.project import dbt_project
+from dagster_project.defs.dbt.resource import OcseDbtCliResource
 from dagster_project.defs.exports.assets import research_export, research_export_job
 from dagster_project.defs.ingest.assets import landing_gate
 from dagster_project.defs.ingest.checks import contract_checks
@@ -41,7 +41,7 @@ defs = dg.Definitions(
     executor=dg.in_process_executor,
     resources={
         # The dbt of this environment, whether or not its bin folder is on PATH.
-        "dbt": DbtCliResource(
+        "dbt": OcseDbtCliResource(
             project_dir=dbt_project, dbt_executable=str(Path(sys.executable).parent / "dbt")
         ),
         "warehouse": WarehouseResource(),

@@ -216,18 +216,21 @@ def tier_counts(snapshot: SnapshotIdentity) -> dict[str, int]:
 
 
 def tier_counts_at(snapshot: SnapshotIdentity, day: date, tz: str) -> dict[str, int]:
-    """Accounts per tier at the end of a local day, from the tier history."""
+    """Accounts per tier at the end of a local day (`rpt_tier_counts_daily`: accounts whose
+    tier history stretch covers the day's end). A day after the mart's last day (the day of
+    T) reads that last day, the state at T; a day before its first reads 0. The mart's days
+    are in the snapshot's reporting time zone, which is what pages pass as `tz`."""
+    del tz  # the mart's report_date is already local
     rows = _query(
         snapshot,
         """
-        with day_end as (select timezone(?, cast(? as date) + interval 1 day) as moment)
-        select h.tier, count(*) as users
-        from marts.fct_user_tier_history as h, day_end
-        where h.valid_from < day_end.moment
-            and (h.valid_to is null or h.valid_to >= day_end.moment)
-        group by h.tier
+        select tier, users
+        from marts.rpt_tier_counts_daily
+        where report_date = least(
+            cast(? as date), (select max(report_date) from marts.rpt_tier_counts_daily)
+        )
         """,
-        [tz, day],
+        [day],
     )
     counts = dict(zip(rows["tier"], rows["users"].astype(int), strict=True))
     return {tier: int(counts.get(tier, 0)) for tier in TIERS}
@@ -427,29 +430,33 @@ def tier_reasons(snapshot: SnapshotIdentity) -> pd.DataFrame:
 
 
 def tier_counts_weekly(snapshot: SnapshotIdentity, period: Period, tz: str) -> pd.DataFrame:
-    """Black and grey accounts at the end of each week in the period, from the history."""
+    """Black and grey accounts at the end of each ISO week in the period (the row of its
+    Sunday in `rpt_tier_counts_daily`; for the week of T, and any later, the day of T: the
+    state at T). Weeks or tiers with no account have no row. `tz` is the snapshot's
+    reporting time zone, in which the mart's days already are."""
+    del tz  # the mart's report_date is already local
     return _query(
         snapshot,
         """
         with weeks as (
-            select cast(w as date) as week_start,
-                timezone(?, cast(w as date) + interval 7 day) as week_end
+            select cast(w as date) as week_start
             from range(
                 cast(date_trunc('week', cast(? as date)) as timestamp),
                 cast(? as date) + interval 1 day,
                 interval 7 day
             ) as r(w)
-        )
-        select weeks.week_start, h.tier, count(h.user_ref) as users
+        ),
+        last_day as (select max(report_date) as report_date from marts.rpt_tier_counts_daily)
+        select weeks.week_start, c.tier, c.users
         from weeks
-        inner join marts.fct_user_tier_history as h
-            on h.valid_from < weeks.week_end
-            and (h.valid_to is null or h.valid_to >= weeks.week_end)
-            and h.tier in ('black', 'grey')
-        group by all
-        order by weeks.week_start, h.tier
+        cross join last_day
+        inner join marts.rpt_tier_counts_daily as c
+            on c.report_date = least(weeks.week_start + 6, last_day.report_date)
+            and c.tier in ('black', 'grey')
+            and c.users > 0
+        order by weeks.week_start, c.tier
         """,
-        [tz, period.first_day, period.last_day],
+        [period.first_day, period.last_day],
     )
 
 

@@ -52,6 +52,7 @@ TABLES: dict[str, str] = {
     "dim_user_tiers": "marts.dim_user_tiers",
     "fct_user_tier_history": "marts.fct_user_tier_history",
     "rpt_repeat_offenders": "marts.rpt_repeat_offenders",
+    "rpt_tier_counts_daily": "marts.rpt_tier_counts_daily",
     "rpt_category_trends_weekly": "marts.rpt_category_trends_weekly",
     "rpt_detection_quality_weekly": "marts.rpt_detection_quality_weekly",
     "alerts_outbox": "alerts.outbox",

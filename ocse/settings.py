@@ -7,7 +7,6 @@ once. CLI flags override by setting the variable before the settings are read.
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
@@ -59,10 +58,17 @@ class OcseSettings(BaseSettings):
         "above this size; every row below it).",
     )
 
-    dbt_tests: Literal["full_builds", "always"] = Field(
-        "full_builds",
-        description="When dbt's data tests on models run: on full builds only (the first run, "
-        "--full-refresh, a backfill), or on every run. Tests on the raw sources always run.",
+    dbt_tests: Literal["always", "full_builds"] = Field(
+        "always",
+        description="When dbt's data tests on models run: on every run (the default: the "
+        "snapshot only ever publishes tested marts), or on full builds only (the first run, "
+        "--full-refresh, a backfill), which makes small runs faster. Tests on the raw sources "
+        "always run.",
+    )
+    duckdb_memory_limit: str = Field(
+        "3GB",
+        description="DuckDB memory_limit of each process writing the warehouse (the pipeline "
+        "and the dbt process it starts); beyond it DuckDB spills to disk next to the file.",
     )
 
     alerting_config: Path = Field(
@@ -167,8 +173,10 @@ def get_settings() -> OcseSettings:
 
 
 def dbt_env(settings: OcseSettings) -> dict[str, str]:
-    """Environment for a dbt subprocess: the same variables profiles.yml reads."""
-    env = dict(os.environ)
-    env["OCSE_WAREHOUSE"] = str(settings.warehouse.resolve())
-    env["OCSE_REPORTING_TZ"] = settings.reporting_tz
-    return env
+    """The variables dbt's profiles.yml reads, from these settings (which may come from .env,
+    which dbt itself does not read)."""
+    return {
+        "OCSE_WAREHOUSE": str(settings.warehouse.resolve()),
+        "OCSE_REPORTING_TZ": settings.reporting_tz,
+        "OCSE_DUCKDB_MEMORY_LIMIT": settings.duckdb_memory_limit,
+    }

@@ -372,6 +372,56 @@ def test_repeat_offender_list_is_the_black_and_grey_tiers(marts):
     assert {"black", "grey", "white", "none"} <= seen
 
 
+def test_daily_tier_counts_are_the_history_at_each_day_end(marts):
+    """rpt_tier_counts_daily (a running sum of +1/-1 per local day) equals its definition, a
+    range join over fct_user_tier_history at the end of every local day, for every tier (zeros
+    included), from the first day of the history to the local day of T; the last day is the
+    state at T (dim_user_tiers). Read from the serving snapshot: the mart is published."""
+    with open_snapshot(marts["worlds"]["full"] / "serving.duckdb") as wh:
+        (tz,) = wh.execute("select reporting_tz from meta.snapshot").fetchone()
+        mart = wh.execute(
+            "select report_date, tier, users from marts.rpt_tier_counts_daily order by all"
+        ).fetchall()
+        expected = wh.execute(
+            """
+            with bounds as (
+                select min(cast(timezone($tz, valid_from) as date)) as first_day,
+                    cast(timezone($tz, $t) as date) as last_day
+                from marts.fct_user_tier_history
+            ),
+            days as (
+                select cast(d as date) as report_date,
+                    timezone($tz, cast(d as date) + interval 1 day) as day_end
+                from bounds, range(
+                    cast(bounds.first_day as timestamp),
+                    cast(bounds.last_day as timestamp) + interval 1 day,
+                    interval 1 day
+                ) as r(d)
+            ),
+            tiers as (select unnest(['black', 'grey', 'white', 'none']) as tier)
+            select days.report_date, tiers.tier, count(h.user_ref) as users
+            from days
+            cross join tiers
+            left join marts.fct_user_tier_history as h
+                on h.tier = tiers.tier
+                and h.valid_from < days.day_end
+                and (h.valid_to is null or h.valid_to >= days.day_end)
+            group by all
+            order by all
+            """,
+            {"tz": tz, "t": AS_OF},
+        ).fetchall()
+        at_t = dict(
+            wh.execute("select tier, count(*) from marts.dim_user_tiers group by tier").fetchall()
+        )
+    assert len(mart) > 4 * 30
+    assert mart == expected
+    last_day = max(day for day, _, _ in mart)
+    assert {tier: users for day, tier, users in mart if day == last_day} == {
+        tier: at_t.get(tier, 0) for tier in ("black", "grey", "white", "none")
+    }
+
+
 def test_open_clocks_are_running_and_past_three_quarters(marts):
     with _connect(marts["worlds"]["full"]) as wh:
         clocks = wh.execute(

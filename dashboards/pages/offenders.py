@@ -5,7 +5,7 @@ week by week. Only operations and admin see the list itself (pseudonymous refere
 never a raw identifier) and one account's tier history; for other roles that section is
 not drawn and its queries refuse them (`mart_queries._require_individuals`).
 
-Reads dim_user_tiers, fct_user_tier_history and rpt_repeat_offenders.
+Reads dim_user_tiers, rpt_tier_counts_daily, fct_user_tier_history and rpt_repeat_offenders.
 """
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ TEXT = {
 ctx = open_page(
     "offenders",
     TEXT,
-    ("dim_user_tiers", "fct_user_tier_history", "rpt_repeat_offenders"),
+    ("dim_user_tiers", "rpt_tier_counts_daily", "fct_user_tier_history", "rpt_repeat_offenders"),
 )
 text = ctx.text
 tier_names: dict = text["tiers"]

@@ -3,7 +3,7 @@ how much is found proactively, how long is the black/grey list, what happened to
 did victims get help. Every KPI compares with the period of the same length just before.
 
 Reads fct_content_takedowns, rpt_takedown_sla_daily, rpt_report_handling_daily, fct_cases,
-dim_user_tiers and fct_user_tier_history.
+dim_user_tiers and rpt_tier_counts_daily.
 """
 
 from __future__ import annotations
@@ -137,7 +137,7 @@ ctx = open_page(
         "rpt_report_handling_daily",
         "fct_cases",
         "dim_user_tiers",
-        "fct_user_tier_history",
+        "rpt_tier_counts_daily",
     ),
 )
 text = ctx.text

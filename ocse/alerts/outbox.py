@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import duckdb
+import polars as pl
 
 from ocse.alerts.config import AlertingConfig
 from ocse.alerts.render import alert_json
@@ -44,6 +45,21 @@ create table if not exists alerts.deliveries (
     primary key (alert_key, channel)
 );
 """
+
+
+OUTBOX_FRAME_SCHEMA = {
+    "alert_key": pl.String,
+    "episode_key": pl.String,
+    "alert_type": pl.String,
+    "status": pl.String,
+    "severity": pl.String,
+    "severity_rank": pl.Int32,
+    "subject_id": pl.String,
+    "category_code": pl.String,
+    "title": pl.String,
+    "payload": pl.String,
+    "is_state": pl.Boolean,
+}
 
 
 def ensure_alert_schema(conn: duckdb.DuckDBPyConnection) -> None:
@@ -80,36 +96,51 @@ def raise_alerts(
                 [[c.alert_key for c in candidates]],
             ).fetchall()
         }
-        raised, deliveries = [], 0
-        for c in candidates:
-            if c.alert_key in known:
-                continue
-            payload = alert_json(c, now.isoformat())
-            conn.execute(
-                "insert into alerts.outbox values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, null)",
-                [
-                    c.alert_key,
-                    c.episode_key,
-                    c.alert_type,
-                    c.status,
-                    c.severity,
-                    c.severity_rank,
-                    c.subject_id,
-                    c.category_code,
-                    c.title,
-                    json.dumps(payload, ensure_ascii=False),
-                    c.is_state,
-                    now,
-                ],
-            )
-            for channel in config.channels_for(c.alert_type, c.severity):
-                conn.execute(
-                    "insert into alerts.deliveries (alert_key, channel, state, next_attempt_at) "
-                    "values (?, ?, 'pending', ?)",
-                    [c.alert_key, channel, now],
-                )
-                deliveries += 1
-            raised.append(c.alert_key)
+        new = [c for c in candidates if c.alert_key not in known]
+        at = now.isoformat()
+        # One insert per table from a frame: a full build at the end of a year raises tens of
+        # thousands of alerts, and a statement per row cost minutes.
+        outbox_rows = pl.DataFrame(
+            {
+                "alert_key": [c.alert_key for c in new],
+                "episode_key": [c.episode_key for c in new],
+                "alert_type": [c.alert_type for c in new],
+                "status": [c.status for c in new],
+                "severity": [c.severity for c in new],
+                "severity_rank": [c.severity_rank for c in new],
+                "subject_id": [c.subject_id for c in new],
+                "category_code": [c.category_code for c in new],
+                "title": [c.title for c in new],
+                "payload": [json.dumps(alert_json(c, at), ensure_ascii=False) for c in new],
+                "is_state": [c.is_state for c in new],
+            },
+            schema=OUTBOX_FRAME_SCHEMA,
+        )
+        routed = [
+            (c.alert_key, channel)
+            for c in new
+            for channel in config.channels_for(c.alert_type, c.severity)
+        ]
+        delivery_rows = pl.DataFrame(
+            {"alert_key": [k for k, _ in routed], "channel": [ch for _, ch in routed]},
+            schema={"alert_key": pl.String, "channel": pl.String},
+        )
+        conn.register("outbox_rows", outbox_rows.to_arrow())
+        conn.register("delivery_rows", delivery_rows.to_arrow())
+        conn.execute(
+            "insert into alerts.outbox select alert_key, episode_key, alert_type, status, "
+            "severity, severity_rank, subject_id, category_code, title, payload, is_state, "
+            "?::timestamptz, null from outbox_rows",
+            [now],
+        )
+        conn.execute(
+            "insert into alerts.deliveries (alert_key, channel, state, next_attempt_at) "
+            "select alert_key, channel, 'pending', ?::timestamptz from delivery_rows",
+            [now],
+        )
+        conn.unregister("outbox_rows")
+        conn.unregister("delivery_rows")
+        raised, deliveries = [c.alert_key for c in new], len(routed)
         resolved = []
         if resolve_types:
             open_episodes = {c.episode_key for c in candidates}

@@ -16,6 +16,7 @@ from dagster_dbt import (
 
 from dagster_project.defs.dbt.project import DBT_PROJECT_DIR, dbt_project
 from dagster_project.defs.resources import FULL_REFRESH_TAG, WarehouseResource
+from ocse.settings import dbt_env
 
 # dbt reads the run's as-of time T from here (macro as_of).
 AS_OF_ENV = "OCSE_DBT_AS_OF"
@@ -99,8 +100,12 @@ def ocse_dbt_models(
             "(OCSE_DBT_TESTS=full_builds, see README)."
         )
     built = 0
-    previous = os.environ.get(AS_OF_ENV)
-    os.environ[AS_OF_ENV] = as_of.isoformat()
+    # dbt reads its profile (warehouse path, time zone, memory limit) and T from the
+    # environment of the process it runs in: set them from this run's settings.
+    env = dbt_env(warehouse.settings)
+    env[AS_OF_ENV] = as_of.isoformat()
+    previous = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
     try:
         for event in dbt.cli(args, context=context).stream():
             if isinstance(event, dg.Output):
@@ -110,10 +115,11 @@ def ocse_dbt_models(
                 context.log.warning(f"dbt test failed: {event.check_name} on {event.asset_key}")
             yield event
     finally:
-        if previous is None:
-            os.environ.pop(AS_OF_ENV, None)
-        else:
-            os.environ[AS_OF_ENV] = previous
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 MART_KEYS = [key for key in ocse_dbt_models.keys if key.path[0] == "marts"]
