@@ -11,14 +11,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from ocse.settings import PROJECT_ROOT, OcseSettings, get_settings
+from ocse.settings import PROJECT_ROOT, OcseSettings, dbt_env, get_settings
 
 DBT_DIR = PROJECT_ROOT / "dbt"
 
 
-def _dbt_parse_key() -> str:
+def _dbt_parse_key(env: dict[str, str]) -> str:
     """What dbt's manifest depends on: every file of the project and the settings its
-    profile and vars read."""
+    profile and vars read (`env`)."""
     import hashlib
 
     digest = hashlib.sha256()
@@ -28,17 +28,24 @@ def _dbt_parse_key() -> str:
             continue
         stat = path.stat()
         digest.update(f"{rel}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
-    for name in ("OCSE_WAREHOUSE", "OCSE_REPORTING_TZ"):
-        digest.update(f"{name}={os.environ.get(name, '')}\n".encode())
+    for name, value in sorted(env.items()):
+        digest.update(f"{name}={value}\n".encode())
     return digest.hexdigest()
 
 
 def prepare_dbt() -> None:
     """Parse the dbt project into target/manifest.json, which the Dagster assets load.
     Skipped when nothing it depends on changed since the last parse (a parse costs seconds
-    on every run otherwise)."""
+    on every run otherwise).
+
+    The parse sees the same profile and vars as the runs' `dbt build` (`dbt_env`: no --vars,
+    the profile's variables from the settings), so dagster-dbt's copy of its
+    partial_parse.msgpack lets every build skip parsing; any difference and dbt re-parses the
+    whole project on every run ("config vars, config profile, or config target have
+    changed" in its log)."""
     marker = DBT_DIR / "target" / ".ocse_parse_key"
-    key = _dbt_parse_key()
+    env = dbt_env(get_settings())
+    key = _dbt_parse_key(env)
     manifest = DBT_DIR / "target" / "manifest.json"
     if manifest.exists() and marker.exists() and marker.read_text() == key:
         return
@@ -60,6 +67,7 @@ def prepare_dbt() -> None:
         ],
         check=True,
         cwd=DBT_DIR,
+        env={**os.environ, **env},
     )
     for name in ("partial_parse.msgpack", "manifest.json"):
         if (scratch / name).exists():

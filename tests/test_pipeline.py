@@ -218,6 +218,15 @@ def test_rerun_is_idempotent(world):
         stg_after = wh.execute("select * from staging.stg_reports__reports order by 1").fetchall()
     assert after == before
     assert stg_after == stg_before
+    # The run's `dbt build` reused prepare_dbt's parse: a full re-parse of the project on
+    # every run is what happens when their vars or profile differ.
+    logs = list(
+        (PROJECT_ROOT / "dbt" / "target").glob(f"ocse_dbt_models-{again.run_id[:7]}-*/dbt.log")
+    )
+    assert len(logs) == 1
+    dbt_log = logs[0].read_text()
+    assert "Unable to do partial parsing" not in dbt_log
+    assert "Starting full parse" not in dbt_log
 
 
 def test_failed_run_leaves_the_previous_snapshot(world):

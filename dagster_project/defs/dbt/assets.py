@@ -1,8 +1,8 @@
 """dbt models as Dagster assets (keys and groups from each model's layer folder); dbt tests
 surface as asset checks, source tests included."""
 
-import json
 import os
+import shutil
 from collections.abc import Mapping
 from typing import Any
 
@@ -32,6 +32,21 @@ _MODEL_TEST_FOLDERS = sorted(
     if path.is_dir()
 ) + ["tests"]
 INCREMENTAL_RUN_SKIPS = tuple(f"resource_type:test,path:{p}" for p in _MODEL_TEST_FOLDERS)
+
+
+# dagster-dbt gives every `dbt` call a folder of its own under dbt/target (artifacts and
+# log, ~10 MB); a run every few minutes would fill the disk. The newest are kept to debug.
+KEEP_INVOCATION_FOLDERS = 10
+
+
+def _prune_invocation_folders(keep: int) -> None:
+    folders = sorted(
+        (DBT_PROJECT_DIR / "target").glob("ocse_dbt_models-*"),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
+    for folder in folders[keep:]:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 class OcseDbtTranslator(DagsterDbtTranslator):
@@ -73,12 +88,12 @@ def ocse_dbt_models(
     Staging is incremental; it is rebuilt from raw history when the run asks for it (tag
     ocse/full_refresh) or when T is earlier than the T it was last built at (a backfill)."""
     as_of = warehouse.as_of(context)
-    # T goes in the environment, not --vars: a change of --vars makes dbt re-parse the whole
-    # project, and T changes on every run (macro as_of).
-    dbt_vars = {"reporting_tz": warehouse.settings.reporting_tz}
+    # No --vars: T goes in the environment (macro as_of) and the reporting time zone too
+    # (dbt_project.yml reads OCSE_REPORTING_TZ), so dbt can reuse the parse of prepare_dbt
+    # (a change of --vars makes it re-parse the whole project, and T changes on every run).
     # Unit tests (rows in, rows out) check the SQL, not the data: the test suite runs them
     # (tests/test_dbt_unit_tests.py); a production run need not repeat them every time.
-    args = ["build", "--vars", json.dumps(dbt_vars), "--exclude-resource-type", "unit_test"]
+    args = ["build", "--exclude-resource-type", "unit_test"]
     staged_as_of = warehouse.staged_as_of()
     full_build = staged_as_of is None
     if context.run.tags.get(FULL_REFRESH_TAG) == "true":
@@ -115,6 +130,7 @@ def ocse_dbt_models(
                 context.log.warning(f"dbt test failed: {event.check_name} on {event.asset_key}")
             yield event
     finally:
+        _prune_invocation_folders(keep=KEEP_INVOCATION_FOLDERS)
         for name, value in previous.items():
             if value is None:
                 os.environ.pop(name, None)
