@@ -26,17 +26,14 @@ SQL_TYPES = {
 LINEAGE_TYPES = {"_file_id": "bigint", "_row_number": "bigint", "_ingested_at": "timestamptz"}
 
 
-def connect(
-    path: Path, *, read_only: bool = False, memory_limit: str | None = None
-) -> duckdb.DuckDBPyConnection:
+def connect(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     """A connection in UTC. DuckDB's default memory limit is 80 % of RAM per process, and a
-    run has two processes on the warehouse at once (its own, and dbt's): `memory_limit`
-    (OCSE_DUCKDB_MEMORY_LIMIT by default) bounds each; beyond it DuckDB spills to disk."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if memory_limit is None:
-        from ocse.settings import get_settings
+    run has two processes on the warehouse at once (its own, and dbt's):
+    OCSE_DUCKDB_MEMORY_LIMIT bounds each; beyond it DuckDB spills to disk."""
+    from ocse.settings import get_settings
 
-        memory_limit = get_settings().duckdb_memory_limit
+    path.parent.mkdir(parents=True, exist_ok=True)
+    memory_limit = get_settings().duckdb_memory_limit
     try:
         conn = duckdb.connect(str(path), read_only=read_only, config={"memory_limit": memory_limit})
     except duckdb.IOException as exc:

@@ -6,8 +6,7 @@ exponential backoff for a later run (the pipeline's own, or the delivery schedul
 minute). A receiver that was down gets everything once it is back, exactly once: a delivery
 is marked delivered in the run it succeeds (in batches, see MARK_BATCH), and carries an
 idempotency key (Idempotency-Key header, Message-ID) should a crash between the two ever
-resend it. After
-`max_attempts` it is marked failed: visible, never dropped silently.
+resend it. After `max_attempts` it is marked failed: visible, never dropped silently.
 
 Speed: a year's first run raises tens of thousands of alerts. Each channel's deliveries are
 sent from a small pool of threads (webhook posts in parallel; SMTP over one reused session
@@ -98,21 +97,6 @@ class SmtpSession:
                 smtp.quit()
             except (smtplib.SMTPException, OSError):
                 smtp.close()
-
-
-def send_email(channel: SmtpChannel, payload: dict, idempotency_key: str) -> None:  # noqa: ARG001 - the key is the Message-ID, set by render
-    session = SmtpSession(channel)
-    try:
-        session.send(payload)
-    finally:
-        session.close()
-
-
-def send(channel: WebhookChannel | SmtpChannel, payload: dict, idempotency_key: str) -> None:
-    if isinstance(channel, WebhookChannel):
-        send_webhook(channel, payload, idempotency_key)
-    else:
-        send_email(channel, payload, idempotency_key)
 
 
 class _ChannelSender:

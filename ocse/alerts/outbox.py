@@ -101,20 +101,24 @@ def raise_alerts(
         # One insert per table from a frame: a full build at the end of a year raises tens of
         # thousands of alerts, and a statement per row cost minutes.
         outbox_rows = pl.DataFrame(
-            {
-                "alert_key": [c.alert_key for c in new],
-                "episode_key": [c.episode_key for c in new],
-                "alert_type": [c.alert_type for c in new],
-                "status": [c.status for c in new],
-                "severity": [c.severity for c in new],
-                "severity_rank": [c.severity_rank for c in new],
-                "subject_id": [c.subject_id for c in new],
-                "category_code": [c.category_code for c in new],
-                "title": [c.title for c in new],
-                "payload": [json.dumps(alert_json(c, at), ensure_ascii=False) for c in new],
-                "is_state": [c.is_state for c in new],
-            },
+            [
+                (
+                    c.alert_key,
+                    c.episode_key,
+                    c.alert_type,
+                    c.status,
+                    c.severity,
+                    c.severity_rank,
+                    c.subject_id,
+                    c.category_code,
+                    c.title,
+                    json.dumps(alert_json(c, at), ensure_ascii=False),
+                    c.is_state,
+                )
+                for c in new
+            ],
             schema=OUTBOX_FRAME_SCHEMA,
+            orient="row",
         )
         routed = [
             (c.alert_key, channel)
@@ -122,8 +126,7 @@ def raise_alerts(
             for channel in config.channels_for(c.alert_type, c.severity)
         ]
         delivery_rows = pl.DataFrame(
-            {"alert_key": [k for k, _ in routed], "channel": [ch for _, ch in routed]},
-            schema={"alert_key": pl.String, "channel": pl.String},
+            routed, schema={"alert_key": pl.String, "channel": pl.String}, orient="row"
         )
         conn.register("outbox_rows", outbox_rows.to_arrow())
         conn.register("delivery_rows", delivery_rows.to_arrow())

@@ -21,6 +21,7 @@ import duckdb
 
 from ocse.contracts import FeedContract
 from ocse.ingest.discovery import LandedFile
+from ocse.ingest.readers import json_field_selects
 
 MAX_GROUP_FILES = 400
 # Bytes of landed files per group: bounds the memory of a group's temp tables (DuckDB spills
@@ -217,19 +218,6 @@ def _read_jsonl(
             raise SplitGroup("a file lacks a required key")
         keys[m.file_id] = file_keys
     every_key = set().union(*keys.values())
-    selects = []
-    for f in contract.fields:
-        if f.name not in every_key:
-            continue
-        path = f"$.{f.name}"
-        if f.logical_type == "array":
-            expr = (
-                f"case when json_type(s.json, '{path}') = 'ARRAY' "
-                f"then array_to_string(json_extract_string(s.json, '{path}[*]'), '|') "
-                f"else json_extract_string(s.json, '{path}') end"
-            )
-        else:
-            expr = f"json_extract_string(s.json, '{path}')"
-        selects.append(f"{expr} as {f.name}")
+    selects = json_field_selects(contract, every_key, "s.json")
     _batch_view(conn, ", ".join(selects) if selects else "null as _none")
     return keys

@@ -67,21 +67,7 @@ def _read_jsonl(
     ]
     # Only contract fields are extracted (their names are ours, safe in SQL); other keys are
     # only counted as dropped columns.
-    selects = []
-    for f in contract.fields:
-        if f.name not in keys:
-            continue
-        path = f"$.{f.name}"
-        if f.logical_type == "array":
-            # A JSON array becomes the CSV form ('|'-separated) so one validator serves all.
-            expr = (
-                f"case when json_type(json, '{path}') = 'ARRAY' "
-                f"then array_to_string(json_extract_string(json, '{path}[*]'), '|') "
-                f"else json_extract_string(json, '{path}') end"
-            )
-        else:
-            expr = f"json_extract_string(json, '{path}')"
-        selects.append(f"{expr} as {f.name}")
+    selects = json_field_selects(contract, keys, "json")
     cols = "".join(", " + s for s in selects)
     conn.execute(
         "create or replace temp table _batch as "
@@ -107,6 +93,27 @@ def _read_parquet(conn: duckdb.DuckDBPyConnection, file: LandedFile) -> None:
         f"from read_parquet($path, file_row_number = true)",
         {"path": str(file.path)},
     )
+
+
+def json_field_selects(contract: FeedContract, keys, json_column: str) -> list[str]:
+    """`<expression> as <field>` for every contract field among the JSON `keys`, read from
+    `json_column`. A JSON array becomes the CSV form ('|'-separated) so one validator serves
+    all formats."""
+    selects = []
+    for f in contract.fields:
+        if f.name not in keys:
+            continue
+        path = f"$.{f.name}"
+        if f.logical_type == "array":
+            expr = (
+                f"case when json_type({json_column}, '{path}') = 'ARRAY' "
+                f"then array_to_string(json_extract_string({json_column}, '{path}[*]'), '|') "
+                f"else json_extract_string({json_column}, '{path}') end"
+            )
+        else:
+            expr = f"json_extract_string({json_column}, '{path}')"
+        selects.append(f"{expr} as {f.name}")
+    return selects
 
 
 def read_into_batch(
