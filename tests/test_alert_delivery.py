@@ -125,6 +125,4 @@ def test_a_channel_that_is_down_keeps_everything_pending(receivers, tmp_path):
     web.status = 200
     later = NOW + timedelta(hours=1)
     assert deliver_due(conn, config, now=lambda: later)["delivered"] == ALERTS
-    assert sorted(r["idempotency_key"] for r in web.received) == sorted(
-        f"{k}/hook" for k in hook
-    )
+    assert sorted(r["idempotency_key"] for r in web.received) == sorted(f"{k}/hook" for k in hook)

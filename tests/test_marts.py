@@ -15,13 +15,16 @@ import pytest
 
 from ocse.pipeline import run_pipeline
 from ocse.serving import open_snapshot
+from ocse.settings import PROJECT_ROOT
 from sample_data.generator import generate
 from tests.feeds import TEST_KEY
 
 AS_OF = datetime(2025, 6, 30, 16, 0, tzinfo=UTC)
 EARLIER = AS_OF - timedelta(days=4)
-# Files delivered up to this folder (day) land before the first of the two runs.
+# Files delivered up to this folder (day) land before the first of the incremental runs;
+# those up to the second cut before the third run (the second lands nothing: T moves only).
 FIRST_DELIVERY_CUT = (AS_OF - timedelta(days=6)).date().isoformat()
+SECOND_DELIVERY_CUT = (AS_OF - timedelta(days=2)).date().isoformat()
 
 # metrics.md: the public interface, transcribed. A mart may have more columns, never fewer.
 METRICS_MD_COLUMNS = {
@@ -177,15 +180,43 @@ def _run(mp: pytest.MonkeyPatch, root: Path, as_of: datetime, **kwargs):
     return result
 
 
+def _plant_window_expiry(generated: Path) -> None:
+    """An account made grey by two reports within 30 days, and nothing else: the first
+    report leaves its window between the first incremental run's T and the second's, with
+    no record changing then. Only the window's end changes its tier (grey, then none); an
+    incremental run that looked at changed records alone would keep it grey."""
+    first = EARLIER + timedelta(hours=12) - timedelta(days=30)
+    second = EARLIER - timedelta(days=5)
+    iso = lambda t: t.strftime("%Y-%m-%dT%H:%M:%SZ")  # noqa: E731
+    rows = [
+        f"{report_id},{iso(at)},web_form,anonymous,,cnt-plantedexp{n},acct-plantedexp,grooming,"
+        f"{iso(at + timedelta(hours=1))},,pending,,{iso(at + timedelta(hours=1))}"
+        for n, (report_id, at) in enumerate(
+            [("rpt-plantedexp1", first), ("rpt-plantedexp2", second)]
+        )
+    ]
+    folder = generated / "reports" / second.date().isoformat()
+    assert folder.is_dir() and second.date().isoformat() <= FIRST_DELIVERY_CUT
+    header = (
+        "report_id,received_at,channel,reporter_type,reporter_id,content_id,reported_user_id,"
+        "category_code,acknowledged_at,resolved_at,resolution,feedback_sent_at,updated_at"
+    )
+    # (the gate would quarantine the file's rows, not reject it: the test checks they load)
+    (folder / "reports_planted_window_expiry.csv").write_text("\n".join([header, *rows]) + "\n")
+
+
 @pytest.fixture(scope="module")
 def marts(tmp_path_factory):
     """One generated landing, and two warehouses built from it:
-    - `incremental`: the deliveries up to FIRST_DELIVERY_CUT ingested and built at EARLIER,
-      then the rest ingested and built (incrementally) at AS_OF;
+    - `incremental`: the deliveries up to FIRST_DELIVERY_CUT ingested and built at EARLIER;
+      a day later, built again with nothing new (only T moves: reviews, windows and clocks
+      cross it); then those up to SECOND_DELIVERY_CUT, built a day before AS_OF; then the
+      rest, built at AS_OF (each run after the first incremental);
     - `full`: everything ingested and built once, from scratch, at AS_OF."""
     root = tmp_path_factory.mktemp("marts")
     generated = root / "generated"
     generate(generated, seed=11, days=45, scale=5000, end=AS_OF, bad_share=0.01, progress=None)
+    _plant_window_expiry(generated)
     worlds = {name: root / name for name in ("incremental", "full")}
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("OCSE_PSEUDONYM_KEY", TEST_KEY)
@@ -197,14 +228,33 @@ def marts(tmp_path_factory):
 
         inc = worlds["incremental"]
         _copy_deliveries(generated, inc / "landing", up_to=FIRST_DELIVERY_CUT, after=None)
+        incremental_logs = []
         _run(mp, inc, EARLIER)
-        _copy_deliveries(generated, inc / "landing", up_to=None, after=FIRST_DELIVERY_CUT)
-        _run(mp, inc, AS_OF)
+        incremental_logs.append(_dbt_log(_run(mp, inc, EARLIER + timedelta(days=1))))
+        _copy_deliveries(
+            generated, inc / "landing", up_to=SECOND_DELIVERY_CUT, after=FIRST_DELIVERY_CUT
+        )
+        incremental_logs.append(_dbt_log(_run(mp, inc, AS_OF - timedelta(days=1))))
+        _copy_deliveries(generated, inc / "landing", up_to=None, after=SECOND_DELIVERY_CUT)
+        incremental_logs.append(_dbt_log(_run(mp, inc, AS_OF)))
 
         full = worlds["full"]
         _copy_deliveries(generated, full / "landing", up_to=None, after=None)
         summary = _run(mp, full, AS_OF)
-        yield {"worlds": worlds, "mp": mp, "summary": summary}
+        yield {
+            "worlds": worlds,
+            "mp": mp,
+            "summary": summary,
+            "incremental_logs": incremental_logs,
+        }
+
+
+def _dbt_log(summary) -> str:
+    """The log of the run's `dbt build` (dagster-dbt's folder for the call)."""
+    (log,) = (PROJECT_ROOT / "dbt" / "target").glob(
+        f"ocse_dbt_models-{summary.run_id[:7]}-*/dbt.log"
+    )
+    return log.read_text()
 
 
 def _connect(world: Path) -> duckdb.DuckDBPyConnection:
@@ -280,6 +330,49 @@ def test_incremental_runs_give_exactly_what_a_full_build_gives(marts):
     finally:
         inc.close()
         full.close()
+
+
+INCREMENTAL_BY_ENTITY = (
+    "fct_content_takedowns",
+    "int_user_tier_intervals",
+    "fct_user_tier_history",
+)
+
+
+def test_incremental_runs_recompute_only_the_changed_entities(marts):
+    """The equality above would hold as well if every run rebuilt these models in full: the
+    runs after the first replaced the rows of the changed accounts and contents only, and
+    those were a part of all of them."""
+    for log in marts["incremental_logs"]:
+        for model in INCREMENTAL_BY_ENTITY:
+            assert f"{model}: replacing the rows of the changed" in log, model
+            assert f"{model}: rebuilt in full" not in log, model
+    with _connect(marts["worlds"]["incremental"]) as wh:
+        changed, everyone = wh.execute(
+            "select (select count(*) from intermediate.int_changed_entities "
+            "where entity = 'account'), (select count(distinct user_ref) from "
+            "marts.fct_user_tier_history)"
+        ).fetchone()
+        assert 0 < changed < everyone
+        built = wh.execute(
+            "select model, built_as_of from intermediate.incremental_state order by 1"
+        ).fetchall()
+        assert built == [(m, AS_OF) for m in sorted(INCREMENTAL_BY_ENTITY)]
+
+
+def test_a_window_ending_between_runs_changes_the_tier(marts):
+    """The planted account (_plant_window_expiry): grey while its two reports are in the
+    window, none from the moment the first leaves it, in both builds."""
+    for world in ("incremental", "full"):
+        with _connect(marts["worlds"][world]) as wh:
+            history = wh.execute(
+                "select h.tier, h.valid_from from marts.fct_user_tier_history h "
+                "join raw.reports r on r.reported_user_id_ref = h.user_ref "
+                "where r.report_id = 'rpt-plantedexp1' order by h.valid_from"
+            ).fetchall()
+        ended = EARLIER + timedelta(hours=12)
+        assert [tier for tier, _ in history][-2:] == ["grey", "none"], world
+        assert history[-1][1] == ended, world
 
 
 def test_takedown_marts_agree(marts):

@@ -1,3 +1,6 @@
+{{ incremental_by_entity('account', 'user_ref') }}
+-- Incremental by account (macros/incremental_changes.sql); depends_on: {{ ref('int_changed_entities') }}
+{%- set mode = changes_mode() %}
 -- The facts behind the white/grey/black list (policy.md), as time intervals per account:
 -- while an interval is open it counts towards a rule. The tier history sweeps over their
 -- start and end points; an interval with ended_at 'infinity' never ends.
@@ -18,6 +21,7 @@ with
 takedowns as (
 
     select * from {{ ref('fct_content_takedowns') }}
+    where {{ only_changed('account', 'user_ref', mode) }}
 
 ),
 
@@ -30,6 +34,7 @@ categories as (
 hits as (
 
     select * from {{ ref('int_hits_known_at_t') }}
+    where {{ only_changed('account', 'uploader_id_ref', mode) }}
 
 ),
 
@@ -37,12 +42,14 @@ reports as (
 
     select * from {{ ref('int_reports_known_at_t') }}
     where reported_user_id_ref is not null
+        and {{ only_changed('account', 'reported_user_id_ref', mode) }}
 
 ),
 
 actions as (
 
     select * from {{ ref('int_actions_known_at_t') }}
+    where {{ only_changed('account', 'user_id_ref', mode) }}
 
 ),
 
@@ -50,6 +57,7 @@ cases as (
 
     select * from {{ ref('int_cases_known_at_t') }}
     where subject_user_id_ref is not null
+        and {{ only_changed('account', 'subject_user_id_ref', mode) }}
 
 ),
 

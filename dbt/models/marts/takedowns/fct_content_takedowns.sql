@@ -1,15 +1,20 @@
+{{ incremental_by_entity('content', 'content_id') }}
+-- Incremental by content (macros/incremental_changes.sql); depends_on: {{ ref('int_changed_entities') }}
+{%- set mode = changes_mode() %}
 -- One row per content id with at least one qualifying action by T (metrics.md, Takedowns).
 with
 
 actions as (
 
     select * from {{ ref('int_actions_known_at_t') }}
+    where {{ only_changed('content', 'content_id', mode) }}
 
 ),
 
 hits as (
 
     select * from {{ ref('int_hits_known_at_t') }}
+    where {{ only_changed('content', 'content_id', mode) }}
 
 ),
 

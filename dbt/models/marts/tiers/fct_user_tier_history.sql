@@ -1,3 +1,6 @@
+{{ incremental_by_entity('account', 'user_ref') }}
+-- Incremental by account (macros/incremental_changes.sql); depends_on: {{ ref('int_changed_entities') }}
+{%- set mode = changes_mode() %}
 -- Each account's tier over time, reconstructed from event times (a violation, a violation
 -- leaving its window, a report received, resolved or leaving its window, a hit reviewed, a
 -- policy version taking effect), never from when the pipeline happened to run. One row per
@@ -11,6 +14,7 @@ with
 intervals as (
 
     select * from {{ ref('int_user_tier_intervals') }}
+    where {{ only_changed('account', 'user_ref', mode) }}
 
 ),
 

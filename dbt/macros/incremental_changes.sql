@@ -1,0 +1,151 @@
+{#- Incremental marts keyed by the entities whose facts changed (bench/NOTES.md, issue 7).
+
+    A few models are costly because they compute over every account or every content of the
+    year: the tier intervals and history (per account) and the content takedowns (per
+    content). Between two runs at T_prev and T, what they hold can change only for
+      - the records (hits, reports, actions, cases) with a version in a file ingested since,
+        or with any timestamp in (T_prev, T]: a version coming within T, a review, a
+        posting, a reversal... becoming known at T;
+      - the accounts with a tier interval ending in (T_prev, T] (a violation or report
+        leaving its window);
+    so model int_changed_entities lists the accounts and contents those records name, in
+    any of their versions (old and new values alike: a superset is safe), and each of these
+    models, on an incremental run, recomputes only them and replaces their rows (strategy
+    replace_changed below, in the model's transaction).
+
+    Each model keeps its own watermark in intermediate.incremental_state (a post-hook, in
+    the same transaction as its rows): the T and the last ingested file id it was built
+    through, and a fingerprint of what else its rows depend on (its SQL, the reporting time
+    zone, the policy and category seeds). It is rebuilt in full, in place, when it has no
+    watermark, when the fingerprint changed, when T moved back, or when a policy version
+    took effect in (T_prev, T] (every account's windows change then). `ocse run
+    --full-refresh` rebuilds everything. The test suite proves incremental equals full
+    (tests/test_marts.py). -#}
+
+{#- The models maintained this way; int_changed_entities covers the oldest watermark. -#}
+{% macro changed_entity_models() -%}
+    {{ return(['fct_content_takedowns', 'int_user_tier_intervals', 'fct_user_tier_history']) }}
+{%- endmacro %}
+
+{#- Seeds and state by name, not ref(): these macros run only while executing, and a ref()
+    seen only then is not a dependency dbt knows of. -#}
+{% macro reference_relation(seed) -%}
+    {{ return(api.Relation.create(database=target.database, schema='reference', identifier=seed)) }}
+{%- endmacro %}
+
+{% macro incremental_state_relation() -%}
+    {{ return(api.Relation.create(database=target.database, schema='intermediate', identifier='incremental_state')) }}
+{%- endmacro %}
+
+{#- Watermarks of the given models: {name: {'as_of', 'through_file_id', 'fingerprint'}}. -#}
+{% macro incremental_watermarks(names) -%}
+    {%- set state = adapter.get_relation(database=target.database, schema='intermediate', identifier='incremental_state') -%}
+    {%- set found = {} -%}
+    {%- if state is none -%}
+        {{ return(found) }}
+    {%- endif -%}
+    {%- set rows = run_query(
+        "select model, built_as_of::varchar as as_of, built_through_file_id, fingerprint from "
+        ~ state ~ " where model in ('" ~ names | join("', '") ~ "')"
+    ).rows -%}
+    {%- for row in rows -%}
+        {%- do found.update({row['model']: {
+            'as_of': row['as_of'], 'through_file_id': row['built_through_file_id'],
+            'fingerprint': row['fingerprint']}}) -%}
+    {%- endfor -%}
+    {{ return(found) }}
+{%- endmacro %}
+
+{#- What this model's rows depend on besides the feeds, as one digest (SQL expression). -#}
+{% macro incremental_fingerprint() -%}
+    md5(concat_ws('|',
+        '{{ local_md5(model.raw_code) }}',
+        '{{ var("reporting_tz") }}',
+        {%- for seed in ['policy_versions', 'policy_sla_targets', 'policy_tier_rules', 'ref_categories'] %}
+        (select md5(coalesce(string_agg(s::varchar, ';' order by s::varchar), '')) from {{ reference_relation(seed) }} as s){{ ',' if not loop.last }}
+        {%- endfor %}
+    ))
+{%- endmacro %}
+
+{#- 'changes' when this run may recompute only the changed entities, else 'full' (always
+    'full' in dbt's unit tests, which have no `this`). -#}
+{% macro changes_mode() -%}
+    {%- if not execute or this is none or not is_incremental() -%}
+        {{ return('full') }}
+    {%- endif -%}
+    {%- set mark = incremental_watermarks([this.identifier]).get(this.identifier) -%}
+    {%- if mark is none -%}
+        {{ return('full') }}
+    {%- endif -%}
+    {%- set check = run_query(
+        "select " ~ incremental_fingerprint() ~ " = '" ~ mark['fingerprint'] ~ "' as same_inputs, "
+        ~ "'" ~ mark['as_of'] ~ "'::timestamptz <= " ~ as_of() ~ " as moves_forward, "
+        ~ "not exists (select 1 from " ~ reference_relation('policy_versions') ~ " where effective_from > '"
+        ~ mark['as_of'] ~ "'::timestamptz and effective_from <= " ~ as_of() ~ ") as same_policy"
+    ).rows[0] -%}
+    {%- if check['same_inputs'] and check['moves_forward'] and check['same_policy'] -%}
+        {{ return('changes') }}
+    {%- endif -%}
+    {{ return('full') }}
+{%- endmacro %}
+
+{#- A filter keeping only the changed entities of one kind ('account' or 'content') on an
+    incremental run; nothing on a full build. Put it on every source of the model, so the
+    work is done for them alone. `mode`: changes_mode(), computed once by the model. -#}
+{% macro only_changed(kind, column, mode) -%}
+    {%- if mode == 'changes' -%}
+        {{ column }} in (
+            select entity_key from {{ ref('int_changed_entities') }} where entity = '{{ kind }}'
+        )
+    {%- else -%}
+        true
+    {%- endif -%}
+{%- endmacro %}
+
+{#- The config of a model maintained this way: call it at the top of the model, with the
+    kind of entity ('account' | 'content') and its column. -#}
+{% macro incremental_by_entity(kind, column) -%}
+    {{ config(
+        materialized='incremental',
+        incremental_strategy='replace_changed',
+        changed_entity=kind,
+        unique_key=column,
+        on_schema_change='fail',
+        post_hook=["{{ record_incremental_state() }}"],
+    ) }}
+{%- endmacro %}
+
+{#- Post-hook: record the T and the last file this model was built through. -#}
+{% macro record_incremental_state() -%}
+    create table if not exists {{ incremental_state_relation() }} (
+        model varchar primary key,
+        built_as_of timestamptz not null,
+        built_through_file_id bigint not null,
+        fingerprint varchar not null
+    );
+    insert or replace into {{ incremental_state_relation() }}
+    select
+        '{{ this.identifier }}',
+        {{ as_of() }},
+        coalesce((select max(file_id) from ingest.ledger), 0),
+        {{ incremental_fingerprint() }}
+{%- endmacro %}
+
+{#- Incremental strategy `replace_changed`: delete the rows of every changed entity (all rows
+    on a full rebuild), then insert the new ones. Unlike delete+insert it also removes an
+    entity that has no rows any more (a takedown reversed on appeal). Config:
+    changed_entity ('account' | 'content'), unique_key (its column). -#}
+{% macro get_incremental_replace_changed_sql(arg_dict) -%}
+    {%- set target = arg_dict['target_relation'] -%}
+    {%- set columns = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
+    {%- set mode = changes_mode() -%}
+    {%- do log(this.identifier ~ ': ' ~ ('replacing the rows of the changed ' ~ config.require('changed_entity')
+        ~ 's only' if mode == 'changes' else 'rebuilt in full'), info=True) -%}
+    {%- if mode == 'changes' %}
+    delete from {{ target }} where {{ only_changed(config.require('changed_entity'), arg_dict['unique_key'], mode) }};
+    {%- else %}
+    delete from {{ target }};
+    {%- endif %}
+    insert into {{ target }} ({{ columns }})
+    select {{ columns }} from {{ arg_dict['temp_relation'] }}
+{%- endmacro %}
