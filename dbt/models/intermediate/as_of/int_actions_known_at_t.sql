@@ -2,7 +2,7 @@
 -- reversal, evidence preservation or posting timestamped after T has not happened yet.
 with
 
-actions as (
+actions as not materialized (
 
     select * from {{ ref('stg_enforcement_actions__actions') }}
 

@@ -3,7 +3,7 @@
 -- version's (feeds carry no timestamp for them).
 with
 
-cases as (
+cases as not materialized (
 
     select * from {{ ref('stg_cases__cases') }}
 

@@ -2,7 +2,7 @@
 -- not happened yet, so the hit is still pending (or not yet visible) at T.
 with
 
-hits as (
+hits as not materialized (
 
     select * from {{ ref('stg_screening_hits__hits') }}
 

@@ -2,7 +2,7 @@
 -- timestamped after T has not happened yet, so the report is still pending at T.
 with
 
-reports as (
+reports as not materialized (
 
     select * from {{ ref('stg_reports__reports') }}
 

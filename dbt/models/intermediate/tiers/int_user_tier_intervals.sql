@@ -18,27 +18,27 @@
 -- of policy versions and each piece uses its version's window.
 with
 
-takedowns as (
+takedowns as not materialized (
 
     select * from {{ ref('fct_content_takedowns') }}
     where {{ only_changed('account', 'user_ref', mode) }}
 
 ),
 
-categories as (
+categories as not materialized (
 
     select * from {{ ref('dim_categories') }}
 
 ),
 
-hits as (
+hits as not materialized (
 
     select * from {{ ref('int_hits_known_at_t') }}
     where {{ only_changed('account', 'uploader_id_ref', mode) }}
 
 ),
 
-reports as (
+reports as not materialized (
 
     select * from {{ ref('int_reports_known_at_t') }}
     where reported_user_id_ref is not null
@@ -46,14 +46,14 @@ reports as (
 
 ),
 
-actions as (
+actions as not materialized (
 
     select * from {{ ref('int_actions_known_at_t') }}
     where {{ only_changed('account', 'user_id_ref', mode) }}
 
 ),
 
-cases as (
+cases as not materialized (
 
     select * from {{ ref('int_cases_known_at_t') }}
     where subject_user_id_ref is not null

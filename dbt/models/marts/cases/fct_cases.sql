@@ -2,13 +2,13 @@
 -- to referral), judged under the policy in force when the crime was confirmed.
 with
 
-cases as (
+cases as not materialized (
 
     select * from {{ ref('int_cases_known_at_t') }}
 
 ),
 
-sla_targets as (
+sla_targets as not materialized (
 
     select * from {{ ref('dim_policy_sla_targets') }}
     where clock = 'referral'

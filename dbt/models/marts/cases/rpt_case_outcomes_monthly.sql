@@ -1,7 +1,7 @@
 -- Case outcomes and victim support per month opened (reporting time zone) and category.
 with
 
-cases as (
+cases as not materialized (
 
     select * from {{ ref('fct_cases') }}
 

@@ -2,31 +2,31 @@
 -- of its target: the operations queue (metrics.md, Open clocks).
 with
 
-hits as (
+hits as not materialized (
 
     select * from {{ ref('int_hits_known_at_t') }}
 
 ),
 
-actions as (
+actions as not materialized (
 
     select * from {{ ref('int_actions_known_at_t') }}
 
 ),
 
-reports as (
+reports as not materialized (
 
     select * from {{ ref('int_reports_known_at_t') }}
 
 ),
 
-cases as (
+cases as not materialized (
 
     select * from {{ ref('int_cases_known_at_t') }}
 
 ),
 
-sla_targets as (
+sla_targets as not materialized (
 
     select * from {{ ref('dim_policy_sla_targets') }}
 

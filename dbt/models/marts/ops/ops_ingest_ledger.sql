@@ -1,6 +1,6 @@
 with
 
-ledger as (
+ledger as not materialized (
 
     select * from {{ source('ingest', 'ledger') }}
 

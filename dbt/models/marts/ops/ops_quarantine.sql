@@ -1,6 +1,6 @@
 with
 
-quarantine as (
+quarantine as not materialized (
 
     select * from {{ source('ingest', 'quarantine') }}
 

@@ -2,7 +2,7 @@
 -- `unclassified`, the code a reporter may choose instead of one of them.
 with
 
-categories as (
+categories as not materialized (
 
     select * from {{ ref('ref_categories') }}
 

@@ -2,19 +2,19 @@
 -- category applies to every category of that clock (the report and referral clocks).
 with
 
-versions as (
+versions as not materialized (
 
     select * from {{ ref('dim_policy_versions') }}
 
 ),
 
-targets as (
+targets as not materialized (
 
     select * from {{ ref('policy_sla_targets') }}
 
 ),
 
-categories as (
+categories as not materialized (
 
     select * from {{ ref('dim_categories') }}
 

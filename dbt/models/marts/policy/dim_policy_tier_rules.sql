@@ -2,13 +2,13 @@
 -- thresholds and windows as columns (what the tier models read).
 with
 
-versions as (
+versions as not materialized (
 
     select * from {{ ref('dim_policy_versions') }}
 
 ),
 
-rules as (
+rules as not materialized (
 
     select * from {{ ref('policy_tier_rules') }}
 

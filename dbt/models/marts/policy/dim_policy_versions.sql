@@ -2,7 +2,7 @@
 -- the next version's (null while it is the newest).
 with
 
-versions as (
+versions as not materialized (
 
     select * from {{ ref('policy_versions') }}
 

@@ -2,13 +2,13 @@
 -- (acknowledgement, resolution), judged under the policy in force when it was received.
 with
 
-reports as (
+reports as not materialized (
 
     select * from {{ ref('int_reports_known_at_t') }}
 
 ),
 
-sla_targets as (
+sla_targets as not materialized (
 
     select * from {{ ref('dim_policy_sla_targets') }}
 

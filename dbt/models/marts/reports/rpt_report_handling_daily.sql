@@ -1,7 +1,7 @@
 -- Report handling per day received (reporting time zone), channel and category.
 with
 
-reports as (
+reports as not materialized (
 
     select * from {{ ref('fct_reports') }}
 

@@ -4,21 +4,21 @@
 -- One row per content id with at least one qualifying action by T (metrics.md, Takedowns).
 with
 
-actions as (
+actions as not materialized (
 
     select * from {{ ref('int_actions_known_at_t') }}
     where {{ only_changed('content', 'content_id', mode) }}
 
 ),
 
-hits as (
+hits as not materialized (
 
     select * from {{ ref('int_hits_known_at_t') }}
     where {{ only_changed('content', 'content_id', mode) }}
 
 ),
 
-sla_targets as (
+sla_targets as not materialized (
 
     select * from {{ ref('dim_policy_sla_targets') }}
     where clock = 'takedown'

@@ -1,7 +1,7 @@
 -- Takedown SLA per day (reporting time zone, by taken_down_at) and category.
 with
 
-takedowns as (
+takedowns as not materialized (
 
     select * from {{ ref('fct_content_takedowns') }}
 

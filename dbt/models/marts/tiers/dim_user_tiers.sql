@@ -4,33 +4,33 @@
 -- test checks the two agree.
 with
 
-history as (
+history as not materialized (
 
     select * from {{ ref('fct_user_tier_history') }}
     where valid_to is null
 
 ),
 
-takedowns as (
+takedowns as not materialized (
 
     select * from {{ ref('fct_content_takedowns') }}
 
 ),
 
-categories as (
+categories as not materialized (
 
     select * from {{ ref('dim_categories') }}
 
 ),
 
-reports as (
+reports as not materialized (
 
     select * from {{ ref('int_reports_known_at_t') }}
     where reported_user_id_ref is not null
 
 ),
 
-rules_at_t as (
+rules_at_t as not materialized (
 
     select * from {{ ref('dim_policy_tier_rules') }}
     where valid_from <= {{ as_of() }}

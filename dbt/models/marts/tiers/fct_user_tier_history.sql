@@ -11,14 +11,14 @@
 -- its history (the appeal established there was none).
 with
 
-intervals as (
+intervals as not materialized (
 
     select * from {{ ref('int_user_tier_intervals') }}
     where {{ only_changed('account', 'user_ref', mode) }}
 
 ),
 
-tier_rules as (
+tier_rules as not materialized (
 
     select * from {{ ref('dim_policy_tier_rules') }}
     where valid_from <= {{ as_of() }}

@@ -3,14 +3,14 @@
 -- research exports never include it.
 with
 
-tiers as (
+tiers as not materialized (
 
     select * from {{ ref('dim_user_tiers') }}
     where tier in ('black', 'grey')
 
 ),
 
-takedowns as (
+takedowns as not materialized (
 
     select * from {{ ref('fct_content_takedowns') }}
 

@@ -11,7 +11,7 @@
 -- starts). The count of a day is the running sum of those +1/-1 up to it.
 with
 
-history as (
+history as not materialized (
 
     select * from {{ ref('fct_user_tier_history') }}
 

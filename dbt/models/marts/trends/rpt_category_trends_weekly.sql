@@ -4,25 +4,25 @@
 -- and the spike statistics see it.
 with
 
-hits as (
+hits as not materialized (
 
     select * from {{ ref('int_hits_known_at_t') }}
 
 ),
 
-reports as (
+reports as not materialized (
 
     select * from {{ ref('int_reports_known_at_t') }}
 
 ),
 
-takedowns as (
+takedowns as not materialized (
 
     select * from {{ ref('fct_content_takedowns') }}
 
 ),
 
-categories as (
+categories as not materialized (
 
     select * from {{ ref('dim_categories') }}
 

@@ -3,7 +3,7 @@
 -- the first to the last with hits, every method seen, zeros included.
 with
 
-hits as (
+hits as not materialized (
 
     select * from {{ ref('int_hits_known_at_t') }}
 
