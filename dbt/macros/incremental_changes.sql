@@ -15,8 +15,8 @@
 
     Each model keeps its own watermark in intermediate.incremental_state (a post-hook, in
     the same transaction as its rows): the T and the last ingested file id it was built
-    through, and a fingerprint of what else its rows depend on (its SQL, the reporting time
-    zone, the policy and category seeds). It is rebuilt in full, in place, when it has no
+    through, and a fingerprint of what else its rows depend on (the SQL of these models, the
+    reporting time zone, the policy and category seeds). It is rebuilt in full, in place, when it has no
     watermark, when the fingerprint changed, when T moved back, or when a policy version
     took effect in (T_prev, T] (every account's windows change then). `ocse run
     --full-refresh` rebuilds everything. The test suite proves incremental equals full
@@ -56,10 +56,20 @@
     {{ return(found) }}
 {%- endmacro %}
 
-{#- What this model's rows depend on besides the feeds, as one digest (SQL expression). -#}
+{#- What this model's rows depend on besides the feeds, as one digest (SQL expression): the
+    SQL of every model maintained this way and of int_changed_entities (a change to one
+    upstream would otherwise leave this one's unchanged entities as the old SQL made them),
+    the reporting time zone and the policy and category seeds. -#}
 {% macro incremental_fingerprint() -%}
+    {%- set names = changed_entity_models() + ['int_changed_entities'] -%}
+    {%- set code = [] -%}
+    {%- for node in (graph.nodes.values() if execute else []) | sort(attribute='unique_id') -%}
+        {%- if node.resource_type == 'model' and node.name in names -%}
+            {%- do code.append(node.raw_code) -%}
+        {%- endif -%}
+    {%- endfor -%}
     md5(concat_ws('|',
-        '{{ local_md5(model.raw_code) }}',
+        '{{ local_md5(code | join("\n")) }}',
         '{{ var("reporting_tz") }}',
         {%- for seed in ['policy_versions', 'policy_sla_targets', 'policy_tier_rules', 'ref_categories'] %}
         (select md5(coalesce(string_agg(s::varchar, ';' order by s::varchar), '')) from {{ reference_relation(seed) }} as s){{ ',' if not loop.last }}
