@@ -15,8 +15,8 @@ import pytest
 
 from ocse.pipeline import run_pipeline
 from ocse.serving import open_snapshot
-from ocse.settings import PROJECT_ROOT
 from sample_data.generator import generate
+from tests.dbt_logs import dbt_build_log
 from tests.feeds import TEST_KEY
 
 AS_OF = datetime(2025, 6, 30, 16, 0, tzinfo=UTC)
@@ -230,13 +230,13 @@ def marts(tmp_path_factory):
         _copy_deliveries(generated, inc / "landing", up_to=FIRST_DELIVERY_CUT, after=None)
         incremental_logs = []
         _run(mp, inc, EARLIER)
-        incremental_logs.append(_dbt_log(_run(mp, inc, EARLIER + timedelta(days=1))))
+        incremental_logs.append(dbt_build_log(_run(mp, inc, EARLIER + timedelta(days=1)).run_id))
         _copy_deliveries(
             generated, inc / "landing", up_to=SECOND_DELIVERY_CUT, after=FIRST_DELIVERY_CUT
         )
-        incremental_logs.append(_dbt_log(_run(mp, inc, AS_OF - timedelta(days=1))))
+        incremental_logs.append(dbt_build_log(_run(mp, inc, AS_OF - timedelta(days=1)).run_id))
         _copy_deliveries(generated, inc / "landing", up_to=None, after=SECOND_DELIVERY_CUT)
-        incremental_logs.append(_dbt_log(_run(mp, inc, AS_OF)))
+        incremental_logs.append(dbt_build_log(_run(mp, inc, AS_OF).run_id))
 
         full = worlds["full"]
         _copy_deliveries(generated, full / "landing", up_to=None, after=None)
@@ -247,14 +247,6 @@ def marts(tmp_path_factory):
             "summary": summary,
             "incremental_logs": incremental_logs,
         }
-
-
-def _dbt_log(summary) -> str:
-    """The log of the run's `dbt build` (dagster-dbt's folder for the call)."""
-    (log,) = (PROJECT_ROOT / "dbt" / "target").glob(
-        f"ocse_dbt_models-{summary.run_id[:7]}-*/dbt.log"
-    )
-    return log.read_text()
 
 
 def _connect(world: Path) -> duckdb.DuckDBPyConnection:

@@ -16,6 +16,7 @@ from ocse.pipeline import run_pipeline
 from ocse.serving import open_snapshot
 from ocse.settings import PROJECT_ROOT
 from sample_data.generator import generate
+from tests.dbt_logs import dbt_build_log
 from tests.feeds import TEST_KEY
 
 AS_OF = datetime(2025, 3, 31, 16, 0, tzinfo=UTC)
@@ -220,11 +221,7 @@ def test_rerun_is_idempotent(world):
     assert stg_after == stg_before
     # The run's `dbt build` reused prepare_dbt's parse: a full re-parse of the project on
     # every run is what happens when their vars or profile differ.
-    logs = list(
-        (PROJECT_ROOT / "dbt" / "target").glob(f"ocse_dbt_models-{again.run_id[:7]}-*/dbt.log")
-    )
-    assert len(logs) == 1
-    dbt_log = logs[0].read_text()
+    dbt_log = dbt_build_log(again.run_id)
     assert "Unable to do partial parsing" not in dbt_log
     assert "Starting full parse" not in dbt_log
 
