@@ -16,10 +16,10 @@
     Each model keeps its own watermark in intermediate.incremental_state (a post-hook, in
     the same transaction as its rows): the T and the last ingested file id it was built
     through, and a fingerprint of what else its rows depend on (the SQL of these models, the
-    reporting time zone, the policy and category seeds). It is rebuilt in full, in place, when it has no
-    watermark, when the fingerprint changed, when T moved back, or when a policy version
-    took effect in (T_prev, T] (every account's windows change then). `ocse run
-    --full-refresh` rebuilds everything. The test suite proves incremental equals full
+    reporting time zone, the policy and category seeds). It is rebuilt in full, in place,
+    when it has no watermark, when the fingerprint changed, when T moved back, or when a
+    policy version took effect in (T_prev, T] (every account's windows change then). `ocse
+    run --full-refresh` rebuilds everything. The test suite proves incremental equals full
     (tests/test_marts.py). -#}
 
 {#- The models maintained this way; int_changed_entities covers the oldest watermark. -#}
@@ -39,7 +39,7 @@
 
 {#- Watermarks of the given models: {name: {'as_of', 'through_file_id', 'fingerprint'}}. -#}
 {% macro incremental_watermarks(names) -%}
-    {%- set state = adapter.get_relation(database=target.database, schema='intermediate', identifier='incremental_state') -%}
+    {%- set state = load_relation(incremental_state_relation()) -%}
     {%- set found = {} -%}
     {%- if state is none -%}
         {{ return(found) }}

@@ -7,11 +7,12 @@
 -- depends_on: {{ source('raw', 'screening_hits') }}, {{ source('raw', 'reports') }}
 -- depends_on: {{ source('raw', 'enforcement_actions') }}, {{ source('raw', 'cases') }}
 {%- set marks = incremental_watermarks(changed_entity_models()).values() | list if execute else [] %}
+{#- feed: (record key, the account it names, the content it names) -#}
 {%- set feeds = {
-    'screening_hits': ('hit_id', ['uploader_id_ref'], 'content_id'),
-    'reports': ('report_id', ['reported_user_id_ref'], none),
-    'enforcement_actions': ('action_id', ['user_id_ref'], 'content_id'),
-    'cases': ('case_id', ['subject_user_id_ref'], none),
+    'screening_hits': ('hit_id', 'uploader_id_ref', 'content_id'),
+    'reports': ('report_id', 'reported_user_id_ref', none),
+    'enforcement_actions': ('action_id', 'user_id_ref', 'content_id'),
+    'cases': ('case_id', 'subject_user_id_ref', none),
 } %}
 
 {%- if marks | length == 0 %}
@@ -25,7 +26,7 @@ where false
 
 with
 
-{% for feed, (record_key, account_columns, content_column) in feeds.items() %}
+{% for feed, (record_key, account_column, content_column) in feeds.items() %}
 {%- set relation = source('raw', feed) %}
 {%- set timestamps = [] %}
 {%- for column in adapter.get_columns_in_relation(relation) %}
@@ -51,20 +52,19 @@ with
 
 contents as (
 
-    select content_id as entity_key from screening_hits_changed
-    union
-    select content_id from enforcement_actions_changed
+    {%- for feed, (record_key, account_column, content_column) in feeds.items() if content_column %}
+    {{ 'union' if not loop.first }}
+    select {{ content_column }} as entity_key from {{ feed }}_changed
+    {%- endfor %}
 
 ),
 
 accounts as (
 
-    {% for feed, (record_key, account_columns, content_column) in feeds.items() %}
-    {%- for column in account_columns %}
-    select {{ column }} as entity_key from {{ feed }}_changed
+    {% for feed, (record_key, account_column, content_column) in feeds.items() %}
+    select {{ account_column }} as entity_key from {{ feed }}_changed
     union
     {% endfor %}
-    {%- endfor %}
     -- the first qualifying action names the takedown's account: any action on the content
     select user_id_ref from {{ source('raw', 'enforcement_actions') }}
     where content_id in (select entity_key from contents)
