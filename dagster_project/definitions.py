@@ -9,7 +9,7 @@ from dagster_project.defs.alerts.assets import alert_deliveries, alert_outbox
 from dagster_project.defs.alerts.jobs import alert_digest_schedule, ocse_alerts
 from dagster_project.defs.alerts.resources import alerting_config
 from dagster_project.defs.alerts.sensors import pipeline_failure_alert_sensor
-from dagster_project.defs.dbt.assets import ocse_dbt_models
+from dagster_project.defs.dbt.assets import DBT_ASSETS
 from dagster_project.defs.dbt.project import dbt_project
 from dagster_project.defs.dbt.resource import OcseDbtCliResource
 from dagster_project.defs.exports.assets import research_export, research_export_job
@@ -26,7 +26,7 @@ alerting_config()
 defs = dg.Definitions(
     assets=[
         landing_gate,
-        ocse_dbt_models,
+        *DBT_ASSETS,
         alert_outbox,
         alert_deliveries,
         serving_snapshot,

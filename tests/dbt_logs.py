@@ -1,13 +1,20 @@
-"""The log of one run's `dbt build`: dagster-dbt writes each call's artifacts and log into a
+"""The logs of one run's `dbt build`s: dagster-dbt writes each call's artifacts and log into a
 folder of its own, dbt/target/<asset definition>-<first 7 characters of the run id>-<random>
-(pruned to the newest few by the dbt asset)."""
+(pruned to the newest few by the dbt assets). A run makes two calls: the alert path first,
+then the rest of the project (dagster_project/defs/dbt/assets.py)."""
 
 from __future__ import annotations
 
 from ocse.settings import PROJECT_ROOT
 
+DBT_ASSET_DEFINITIONS = ("ocse_dbt_alert_path", "ocse_dbt_models")
+
 
 def dbt_build_log(run_id: str) -> str:
-    logs = list((PROJECT_ROOT / "dbt" / "target").glob(f"ocse_dbt_models-{run_id[:7]}-*/dbt.log"))
-    assert len(logs) == 1, f"expected one dbt log for run {run_id}, found {logs}"
-    return logs[0].read_text()
+    """Both logs of the run, the alert path's first; exactly one of each must exist."""
+    texts = []
+    for name in DBT_ASSET_DEFINITIONS:
+        logs = list((PROJECT_ROOT / "dbt" / "target").glob(f"{name}-{run_id[:7]}-*/dbt.log"))
+        assert len(logs) == 1, f"expected one {name} dbt log for run {run_id}, found {logs}"
+        texts.append(logs[0].read_text())
+    return "\n".join(texts)

@@ -43,6 +43,29 @@ def test_contract_checks_block_downstream():
     assert all(spec.blocking for c in checks for spec in c.check_specs)
 
 
+def test_every_dbt_build_waits_for_the_contract_checks():
+    """Blocking is not enough: Dagster does not make an op wait for the blocking checks of an
+    asset when the op holds checks of that asset itself (dbt's source tests as checks did
+    that, and dbt built staging before Great Expectations had looked at the rows)."""
+    from dagster._core.execution.api import create_execution_plan
+
+    plan = create_execution_plan(defs.resolve_job_def("ocse_pipeline"))
+    upstream = {
+        step.key: {
+            handle.step_key
+            for step_input in step.step_inputs
+            for handle in step_input.get_step_output_handle_dependencies()
+        }
+        for step in plan.get_steps_to_execute_in_topo_order()
+    }
+    contract_steps = {key for key in upstream if key.endswith("_contract_expectations")}
+    assert len(contract_steps) == 4
+    for dbt_step in ("ocse_dbt_alert_path", "ocse_dbt_models"):
+        assert contract_steps <= upstream[dbt_step], dbt_step
+    # The alerts follow the alert path, not the rest of the marts.
+    assert "ocse_dbt_models" not in upstream["alerts__outbox"]
+
+
 def test_landing_sensor_requests_a_run_only_when_files_change(ocse_env):
     landing = ocse_env["landing"]
     with dg.build_sensor_context() as ctx:

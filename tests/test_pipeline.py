@@ -70,6 +70,20 @@ def test_run_succeeds_and_publishes(world):
         assert ledger_rows == wh.execute("select count(*) from ingest.ledger").fetchone()[0]
 
 
+def test_alerts_go_out_before_the_rest_of_the_marts(world):
+    """A breach in a new file is alerted on once the open clocks are built and tested, not
+    after every mart, its tests and the snapshot (issue 4: file landed -> alert in a minute)."""
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(str(world["paths"]["dagster_home"])) as instance:
+        stats = {s.step_key: s for s in instance.get_run_step_stats(world["run"].run_id)}
+    assert stats["ocse_dbt_alert_path"].end_time <= stats["alerts__outbox"].start_time
+    assert stats["alerts__deliveries"].end_time <= stats["ocse_dbt_models"].start_time
+    for check in ("cases", "enforcement_actions", "reports", "screening_hits"):
+        gx = stats[f"raw__{check}_contract_expectations"]
+        assert gx.end_time <= stats["ocse_dbt_alert_path"].start_time
+
+
 def test_generated_bad_input_is_caught_and_every_file_balances(world):
     with _wh(world) as wh:
         ledger = wh.execute(

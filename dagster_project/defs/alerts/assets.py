@@ -1,6 +1,7 @@
-"""Alerts: raised into the outbox after the marts are built, then delivered. Part of every
-pipeline run (the landing sensor's and the schedule's), so a breach in a new file is
-alerted on in the same run that loads it."""
+"""Alerts: raised into the outbox as soon as the open SLA clocks are built and tested, then
+delivered. Part of every pipeline run (the landing sensor's and the schedule's), so a breach
+in a new file is alerted on in the same run that loads it, before the rest of the marts are
+built (dagster_project/defs/dbt/assets.py, ALERT_PATH_SELECT)."""
 
 from datetime import UTC, datetime
 
@@ -11,6 +12,11 @@ from dagster_project.defs.resources import WarehouseResource
 from ocse.alerts.deliver import deliver_due
 from ocse.alerts.outbox import ensure_alert_schema, raise_alerts
 from ocse.alerts.rules import clock_alerts, health_alerts
+
+# The in-process executor runs the ready step of highest priority first: the alerts go out
+# before the second dbt build (the marts that alerts do not read), which is ready as soon as
+# the alert path is built.
+ALERTS_FIRST = {"dagster/priority": "10"}
 
 STATE_TYPES = (
     "takedown",
@@ -30,6 +36,7 @@ STATE_TYPES = (
     ],
     group_name="alerts",
     kinds={"duckdb"},
+    op_tags=ALERTS_FIRST,
 )
 def alert_outbox(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     """SLA clocks nearing or past their deadline (CSAM takedowns first and loudest), feeds
@@ -93,6 +100,7 @@ def deliver(context, warehouse: WarehouseResource) -> dict[str, int]:
     deps=[dg.AssetKey(["alerts", "outbox"])],
     group_name="alerts",
     kinds={"duckdb"},
+    op_tags=ALERTS_FIRST,
 )
 def alert_deliveries(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     """Every alert delivery that is due, sent to its webhook or e-mail channel, most severe

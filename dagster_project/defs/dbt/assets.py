@@ -1,9 +1,12 @@
-"""dbt models as Dagster assets (keys and groups from each model's layer folder); dbt tests
-surface as asset checks, source tests included."""
+"""dbt models as Dagster assets (keys and groups from each model's layer folder), in two
+builds per run (the alert path first); dbt tests on models surface as asset checks."""
 
+import json
+import logging
 import os
 import shutil
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -13,6 +16,7 @@ from dagster_dbt import (
     DbtCliResource,
     dbt_assets,
 )
+from dagster_dbt.core import dbt_cli_event
 
 from dagster_project.defs.dbt.project import DBT_PROJECT_DIR, dbt_project
 from dagster_project.defs.resources import FULL_REFRESH_TAG, WarehouseResource
@@ -35,13 +39,14 @@ INCREMENTAL_RUN_SKIPS = tuple(f"resource_type:test,path:{p}" for p in _MODEL_TES
 
 
 # dagster-dbt gives every `dbt` call a folder of its own under dbt/target (artifacts and
-# log, ~10 MB); a run every few minutes would fill the disk. The newest are kept to debug.
-KEEP_INVOCATION_FOLDERS = 10
+# log, ~10 MB; two per run); a run every few minutes would fill the disk. The newest are kept
+# to debug.
+KEEP_INVOCATION_FOLDERS = 20
 
 
 def _prune_invocation_folders(keep: int) -> None:
     folders = sorted(
-        (DBT_PROJECT_DIR / "target").glob("ocse_dbt_models-*"),
+        (DBT_PROJECT_DIR / "target").glob("ocse_dbt_*-*"),
         key=lambda p: p.stat().st_mtime,
         reverse=True,
     )
@@ -71,22 +76,49 @@ class OcseDbtTranslator(DagsterDbtTranslator):
         return fqn[1] if len(fqn) > 2 else "dbt"
 
 
+# The tests of the raw sources run in the alert path's `dbt build` (they fail the run), but
+# are not Dagster checks on the raw assets: an op that holds checks of an asset is not made
+# to wait for that asset's blocking checks, and the Great Expectations checks of the gate
+# must stop every dbt build (tests/test_dagster_definitions.py).
 translator = OcseDbtTranslator(
-    settings=DagsterDbtTranslatorSettings(enable_source_tests_as_checks=True)
+    settings=DagsterDbtTranslatorSettings(enable_source_tests_as_checks=False)
 )
 
 
-@dbt_assets(
-    manifest=dbt_project.manifest_path,
-    project=dbt_project,
-    dagster_dbt_translator=translator,
-)
-def ocse_dbt_models(
-    context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
+class _SourceTestsAreObservations(logging.Filter):
+    """dagster-dbt records each source test as an observation of its raw asset, and warns
+    for each (~60 a run) that it was "likely executed due to dbt indirect selection". Here
+    that is the design, not a surprise: drop those warnings, keep every other."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not (
+            message.startswith("Logging an `AssetObservation` instead of an `AssetCheckResult`")
+            and "for dbt test `source_" in message
+        )
+
+
+dbt_cli_event.logger.addFilter(_SourceTestsAreObservations())
+
+
+# The alert path: fct_open_sla_breaches (and the categories its alerts name) with everything
+# upstream of it. A run builds and tests these first, in a `dbt build` of their own; the
+# alerts are raised and delivered next (their steps have a higher priority), and only then
+# does the second `dbt build` make every other mart. An SLA breach in a new file reaches
+# operations without waiting for the year-long marts, their tests and the snapshot.
+ALERT_PATH_SELECT = "+fct_open_sla_breaches +dim_categories"
+# Run tag, set by the alert path's build: it rebuilt staging in full, so this run is a full
+# build for the rest of the marts too (what OCSE_DBT_TESTS=full_builds asks about).
+FULL_BUILD_TAG = "ocse/dbt_full_build"
+
+
+def _dbt_build(
+    context: dg.AssetExecutionContext,
+    dbt: DbtCliResource,
+    warehouse: WarehouseResource,
+    *,
+    alert_path: bool,
 ):
-    """Staging and marts, built and tested by `dbt build` at the run's as-of time T.
-    Staging is incremental; it is rebuilt from raw history when the run asks for it (tag
-    ocse/full_refresh) or when T is earlier than the T it was last built at (a backfill)."""
     as_of = warehouse.as_of(context)
     # No --vars: T goes in the environment (macro as_of) and the reporting time zone too
     # (dbt_project.yml reads OCSE_REPORTING_TZ), so dbt can reuse the parse of prepare_dbt
@@ -94,20 +126,30 @@ def ocse_dbt_models(
     # Unit tests (rows in, rows out) check the SQL, not the data: the test suite runs them
     # (tests/test_dbt_unit_tests.py); a production run need not repeat them every time.
     args = ["build", "--exclude-resource-type", "unit_test"]
-    staged_as_of = warehouse.staged_as_of()
-    full_build = staged_as_of is None
-    if context.run.tags.get(FULL_REFRESH_TAG) == "true":
+    full_build = context.run.tags.get(FULL_REFRESH_TAG) == "true"
+    if full_build:
         args.append("--full-refresh")
-        full_build = True
-        context.log.info("Full refresh requested: staging rebuilt from raw history.")
-    elif staged_as_of is not None and as_of < staged_as_of:
-        args.append("--full-refresh")
-        full_build = True
-        last = "unknown" if staged_as_of.year == 9999 else staged_as_of.isoformat()
-        context.log.info(
-            f"T {as_of.isoformat()} is not after the last staged T ({last}): "
-            "staging rebuilt from raw history."
-        )
+        if alert_path:
+            context.log.info("Full refresh requested: staging rebuilt from raw history.")
+    if alert_path and not full_build:
+        # Staging (incremental) lives on the alert path. The other incremental models keep
+        # watermarks of their own and rebuild in full when T moves back (macro changes_mode).
+        staged_as_of = warehouse.staged_as_of()
+        if staged_as_of is None:
+            full_build = True
+        elif as_of < staged_as_of:
+            args.append("--full-refresh")
+            full_build = True
+            last = "unknown" if staged_as_of.year == 9999 else staged_as_of.isoformat()
+            context.log.info(
+                f"T {as_of.isoformat()} is not after the last staged T ({last}): "
+                "staging rebuilt from raw history."
+            )
+        if full_build:
+            context.instance.add_run_tags(context.run.run_id, {FULL_BUILD_TAG: "true"})
+    if not alert_path:
+        run = context.instance.get_run_by_id(context.run.run_id)
+        full_build = full_build or (run is not None and run.tags.get(FULL_BUILD_TAG) == "true")
     if not full_build and warehouse.settings.dbt_tests == "full_builds":
         args += ["--exclude", " ".join(INCREMENTAL_RUN_SKIPS)]
         context.log.info(
@@ -119,6 +161,11 @@ def ocse_dbt_models(
     # environment of the process it runs in: set them from this run's settings.
     env = dbt_env(warehouse.settings)
     env[AS_OF_ENV] = as_of.isoformat()
+    # A test with parents on both sides of the split (a relationship from a mart to a
+    # dimension on the alert path) runs in the second build, after all its parents are
+    # built: the alert path takes only the tests whose parents are all on it ("cautious");
+    # the second build takes every test that touches one of its models ("eager").
+    env["DBT_INDIRECT_SELECTION"] = "cautious" if alert_path else "eager"
     previous = {name: os.environ.get(name) for name in env}
     os.environ.update(env)
     try:
@@ -138,4 +185,50 @@ def ocse_dbt_models(
                 os.environ[name] = value
 
 
-MART_KEYS = [key for key in ocse_dbt_models.keys if key.path[0] == "marts"]
+@dbt_assets(
+    manifest=dbt_project.manifest_path,
+    project=dbt_project,
+    dagster_dbt_translator=translator,
+    select=ALERT_PATH_SELECT,
+)
+def ocse_dbt_alert_path(
+    context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
+):
+    """Staging, the facts as they stood at T, and the open SLA clocks, built and tested by
+    `dbt build` at the run's as-of time T: what the alerts read. Staging is incremental; it
+    is rebuilt from raw history when the run asks for it (tag ocse/full_refresh) or when T
+    is earlier than the T it was last built at (a backfill)."""
+    yield from _dbt_build(context, dbt, warehouse, alert_path=True)
+
+
+def _rest_of_the_project(first: dg.AssetsDefinition) -> str:
+    """A dbt selection of every model and seed that `first` does not build, by name. Not
+    `exclude=`: dbt's exclusion also drops each test with an excluded parent, which would
+    lose the relationship tests from the marts to dim_categories."""
+    manifest = json.loads(Path(dbt_project.manifest_path).read_text())
+    return " ".join(
+        sorted(
+            node["name"]
+            for node in manifest["nodes"].values()
+            if node["resource_type"] in ("model", "seed")
+            and translator.get_asset_key(node) not in first.keys
+        )
+    )
+
+
+@dbt_assets(
+    manifest=dbt_project.manifest_path,
+    project=dbt_project,
+    dagster_dbt_translator=translator,
+    select=_rest_of_the_project(ocse_dbt_alert_path),
+)
+def ocse_dbt_models(
+    context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
+):
+    """Every other model (the marts of metrics.md), built and tested by `dbt build` at the
+    run's as-of time T, after the alerts of this run went out."""
+    yield from _dbt_build(context, dbt, warehouse, alert_path=False)
+
+
+DBT_ASSETS = [ocse_dbt_alert_path, ocse_dbt_models]
+MART_KEYS = [key for a in DBT_ASSETS for key in a.keys if key.path[0] == "marts"]
