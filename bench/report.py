@@ -26,6 +26,11 @@ def _dashboard_p95(_r, steps) -> float | None:
     return max(q["p95_ms"] for q in step["queries"].values())
 
 
+def _alert_latency(_r, steps) -> float | None:
+    step = steps.get("alert_latency", {})
+    return step.get("latency_seconds") if step.get("ok") else None
+
+
 # key: (label, scales it applies to, value getter, upper limit)
 TARGETS = {
     "full_run_seconds": ("L full run from empty < 120 s", {"L"}, _wall("full_run"), 120),
@@ -49,6 +54,13 @@ TARGETS = {
     ),
     "peak_memory_gib": ("L peak memory < 8 GiB", {"L"}, _peak_gib, 8),
     "xl_peak_memory_gib": ("XL completes without running out of memory", {"XL"}, _peak_gib, 24),
+    # Issue 4's target, measured here (step 5) at every scale.
+    "alert_latency_seconds": (
+        "file landed -> breach alert delivered < 60 s (issue 4)",
+        {"S", "M", "L", "XL"},
+        _alert_latency,
+        60,
+    ),
 }
 
 STEP_LABELS = {
