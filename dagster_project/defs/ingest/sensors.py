@@ -13,7 +13,7 @@ from ocse.settings import get_settings
     job=ocse_pipeline,
     # Listing the landing folder is cheap (7,300 files at L: milliseconds); a file waits at
     # most this long before its run is requested.
-    minimum_interval_seconds=10,
+    minimum_interval_seconds=5,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Requests a pipeline run when the set of complete files in the landing folder "
     "changes (in-flight .tmp and dot files are not counted).",
