@@ -115,7 +115,8 @@ def _step_record(name: str, measured, rows: int | None, **extra) -> dict:
 
 def _run_profile(dagster_home: Path, log: Path) -> dict:
     """Where the time of the latest pipeline run went: seconds per Dagster step (from the
-    instance's event log) and the slowest dbt nodes (from that run's run_results.json)."""
+    instance's event log) and, per `dbt build` of the run, the slowest dbt nodes (from its
+    run_results.json)."""
     import re
 
     import dagster as dg
@@ -131,16 +132,22 @@ def _run_profile(dagster_home: Path, log: Path) -> dict:
                 for s in sorted(stats, key=lambda s: s.start_time or 0)
                 if s.start_time and s.end_time
             }
-    match = re.search(r"to `([^`]*)/partial_parse\.msgpack`", log.read_text(errors="replace"))
-    results = Path(match.group(1)) / "run_results.json" if match else None
-    if results and results.exists():
+    # One folder per `dbt build` of the run (two: the alert path, then the rest), named
+    # in the log line where dagster-dbt copies the parse into it.
+    folders = re.findall(r"to `([^`]*)/partial_parse\.msgpack`", log.read_text(errors="replace"))
+    for folder in dict.fromkeys(folders):
+        results = Path(folder) / "run_results.json"
+        if not results.exists():
+            continue
         data = json.loads(results.read_text())
         nodes = sorted(data.get("results", []), key=lambda r: -r.get("execution_time", 0))
         by_type: dict[str, float] = {}
         for r in nodes:
             kind = r["unique_id"].split(".")[0]
             by_type[kind] = by_type.get(kind, 0) + r.get("execution_time", 0)
-        profile["dbt"] = {
+        # dbt/target/<asset definition>-<run id>-<random>: keyed by the asset definition
+        name = Path(folder).name.rsplit("-", 2)[0]
+        profile.setdefault("dbt", {})[name] = {
             "elapsed_seconds": round(data.get("elapsed_time", 0), 2),
             "nodes": len(nodes),
             "node_seconds_by_type": {k: round(v, 2) for k, v in by_type.items()},
