@@ -1,12 +1,10 @@
 """dbt models as Dagster assets (keys and groups from each model's layer folder), in two
 builds per run (the alert path first); dbt tests on models surface as asset checks."""
 
-import json
 import logging
 import os
 import shutil
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -17,6 +15,7 @@ from dagster_dbt import (
     dbt_assets,
 )
 from dagster_dbt.core import dbt_cli_event
+from dagster_dbt.dbt_manifest import validate_manifest
 
 from dagster_project.defs.dbt.project import DBT_PROJECT_DIR, dbt_project
 from dagster_project.defs.resources import FULL_REFRESH_TAG, WarehouseResource
@@ -205,7 +204,8 @@ def _rest_of_the_project(first: dg.AssetsDefinition) -> str:
     """A dbt selection of every model and seed that `first` does not build, by name. Not
     `exclude=`: dbt's exclusion also drops each test with an excluded parent, which would
     lose the relationship tests from the marts to dim_categories."""
-    manifest = json.loads(Path(dbt_project.manifest_path).read_text())
+    # dagster-dbt's reader caches the manifest it parsed for the assets: not read twice.
+    manifest = validate_manifest(dbt_project.manifest_path)
     return " ".join(
         sorted(
             node["name"]
