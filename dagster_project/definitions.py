@@ -1,12 +1,17 @@
 """Loads and merges the definitions of each concern under defs/."""
 
+import os
 import sys
 from pathlib import Path
 
 import dagster as dg
 
 from dagster_project.defs.alerts.assets import alert_deliveries, alert_outbox
-from dagster_project.defs.alerts.jobs import alert_digest_schedule, ocse_alerts
+from dagster_project.defs.alerts.jobs import (
+    alert_delivery_sensor,
+    alert_digest_schedule,
+    ocse_alerts,
+)
 from dagster_project.defs.alerts.resources import alerting_config
 from dagster_project.defs.alerts.sensors import pipeline_failure_alert_sensor
 from dagster_project.defs.dbt.assets import DBT_ASSETS
@@ -23,6 +28,9 @@ from dagster_project.defs.resources import WarehouseResource
 # Fail at start-up, with the reason, when the alert routing is wrong (ocse/alerts/config.py).
 alerting_config()
 
+DBT_SHIM = Path(__file__).parent / "defs" / "dbt" / "dbt_bound_to_run.sh"
+os.environ.setdefault("OCSE_DBT_EXECUTABLE", str(Path(sys.executable).parent / "dbt"))
+
 defs = dg.Definitions(
     assets=[
         landing_gate,
@@ -34,16 +42,15 @@ defs = dg.Definitions(
     ],
     asset_checks=contract_checks,
     jobs=[ocse_pipeline, ocse_alerts, research_export_job],
-    sensors=[landing_sensor, pipeline_failure_alert_sensor],
+    sensors=[landing_sensor, pipeline_failure_alert_sensor, alert_delivery_sensor],
     schedules=[pipeline_schedule, alert_digest_schedule],
     # DuckDB allows one writing process: every step of a run executes in the run's own
     # process, one after another (a step per process would collide on the file lock).
     executor=dg.in_process_executor,
     resources={
-        # The dbt of this environment, whether or not its bin folder is on PATH.
-        "dbt": OcseDbtCliResource(
-            project_dir=dbt_project, dbt_executable=str(Path(sys.executable).parent / "dbt")
-        ),
+        # The dbt of this environment, whether or not its bin folder is on PATH, started so
+        # that it dies with the run (dbt_bound_to_run.sh).
+        "dbt": OcseDbtCliResource(project_dir=dbt_project, dbt_executable=str(DBT_SHIM)),
         "warehouse": WarehouseResource(),
     },
 )

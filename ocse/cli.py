@@ -7,6 +7,7 @@ ocse keygen                  create a local pseudonymisation key for the demo
 ocse contracts sync|check    derive the dbt sources from data_contracts/
 ocse users add|remove|list   dashboard accounts (roles: see ocse/access/roles.py)
 ocse alerts check|receive    alert routing, and a local receiver for the demo
+ocse alerts status|retry     channels and deliveries; re-queue deliveries
 ocse export research --from DATE --to DATE --out DIR   anonymised research export
 ocse report assessment --period 2025Q1 --out DIR       external assessment report
 """
@@ -86,15 +87,34 @@ def run(
             "Generate sample data with `ocse generate --out <dir>` or point --landing at it."
         )
     _check_alerting(settings.alerting_config)
-    t = settings.resolved_as_of()
-    click.echo(f"ocse run: landing={settings.landing_dir} warehouse={settings.warehouse}")
-    click.echo(f"          serving={settings.serving} as-of={t.isoformat()}")
-    started = datetime.now()
-    summary = run_pipeline(t, full_refresh=full_refresh)
-    elapsed = (datetime.now() - started).total_seconds()
+    from ocse import runlock
+
+    # The lease first: a run that is refused has done nothing at all.
+    try:
+        lease = runlock.acquire(settings.warehouse, trigger="cli")
+    except runlock.WarehouseBusyError as exc:
+        click.echo(click.style(f"Refused: {exc}", fg="red"), err=True)
+        sys.exit(EXIT_BUSY)
+    try:
+        # T is taken now that the run holds the warehouse (never before it waited).
+        t = settings.resolved_as_of()
+        click.echo(f"ocse run: landing={settings.landing_dir} warehouse={settings.warehouse}")
+        click.echo(f"          serving={settings.serving} as-of={t.isoformat()}")
+        started = datetime.now()
+        summary = run_pipeline(t, full_refresh=full_refresh, explicit_as_of=as_of is not None)
+        elapsed = (datetime.now() - started).total_seconds()
+    finally:
+        runlock.release(lease)
     _print_summary(summary, elapsed)
     if not summary.success:
         sys.exit(1)
+    if summary.channels_down:
+        sys.exit(EXIT_ALERTS_UNDELIVERED)
+
+
+# Exit codes of `ocse run` besides 0 (success) and 1 (the run failed, nothing published).
+EXIT_BUSY = 75  # EX_TEMPFAIL: another run holds the warehouse; try again later
+EXIT_ALERTS_UNDELIVERED = 3  # published, but an alert channel was down
 
 
 def _print_summary(summary, elapsed: float) -> None:
@@ -117,6 +137,30 @@ def _print_summary(summary, elapsed: float) -> None:
             click.echo(f"  {n:>8,}  {reason}")
     for name, error in summary.rejected[:10]:
         click.echo(f"Rejected file: {name}: {error}")
+    if summary.alerts:
+        a = summary.alerts
+        click.echo(
+            f"Alerts: {a.get('raised', 0)} raised, {a.get('backlog', 0)} backlog in "
+            f"{a.get('backlog_digests', 0)} digest(s), {a.get('resolved', 0)} resolved"
+            + (" (backfill: alerts follow the newest T)" if a.get("mode") == "backfill" else "")
+        )
+    for channel, info in sorted(summary.channels.items()):
+        line = (
+            f"Alert channel {channel}: {info['channel_state']}, {info['delivered']} delivered, "
+            f"{info['waiting'] + info['retry_later']} waiting, {info['failed']} failed"
+        )
+        if info["channel_state"] == "down":
+            click.echo(click.style(f"{line} ({info['error'] or 'down'})", fg="red"))
+        elif info["delivered"] or info["failed"]:
+            click.echo(line)
+    if summary.channels_down:
+        click.echo(
+            click.style(
+                "Alert delivery failed on: " + ", ".join(summary.channels_down) + ". The alerts "
+                "stay queued and are retried (probes with backoff); see `ocse alerts status`.",
+                fg="red",
+            )
+        )
     if summary.failure:
         click.echo(click.style(f"Failure: {summary.failure}", fg="red"))
         click.echo("The previous serving snapshot, if any, was left as it was.")
@@ -257,6 +301,57 @@ def alerts_receive(http_port: int, smtp_port: int, out: Path) -> None:
     finally:
         web.stop()
         mail.stop()
+
+
+def _store():
+    from ocse.alerts.store import open_store
+    from ocse.settings import get_settings
+
+    path = get_settings().alerts_store
+    if not path.exists():
+        raise click.ClickException(f"No alert store at {path}: no pipeline run raised alerts yet.")
+    return open_store(path)
+
+
+@alerts.command("status")
+def alerts_status() -> None:
+    """Each channel's state and its deliveries by state."""
+    with _store() as store:
+        channels = {
+            c: (state, since, probe, error)
+            for c, state, since, probe, error in store.rows(
+                "select channel, state, down_since, next_probe_at, last_error from channels"
+            )
+        }
+        counts = store.rows(
+            "select channel, state, count(*) from deliveries group by 1, 2 order by 1, 2"
+        )
+    by_channel: dict[str, dict[str, int]] = {}
+    for channel, state, n in counts:
+        by_channel.setdefault(channel, {})[state] = n
+    for channel in sorted(set(by_channel) | set(channels)):
+        state, since, probe, error = channels.get(channel, ("up", None, None, None))
+        shown = ", ".join(f"{n:,} {s}" for s, n in sorted(by_channel.get(channel, {}).items()))
+        extra = (
+            f" since {since}, next probe {probe}, last error: {error}" if state == "down" else ""
+        )
+        click.echo(f"{channel:<20} {state}{extra}\n{'':<20} {shown or 'no deliveries'}")
+
+
+@alerts.command("retry")
+@click.option("--failed", is_flag=True, help="Also re-queue deliveries that were failed for good.")
+def alerts_retry(failed: bool) -> None:
+    """Re-queue alert deliveries: every pending one due now and every down channel probed at
+    the next delivery round (the alert job, within seconds under the daemon, or the next
+    run); with --failed, failed deliveries too, their attempts reset. Logged in the store."""
+    import getpass
+    from datetime import UTC
+
+    from ocse.alerts.deliver import requeue
+
+    with _store() as store:
+        n = requeue(store, failed=failed, requested_by=getpass.getuser(), now=datetime.now(UTC))
+    click.echo(f"Re-queued {n:,} deliveries{' (failed ones included)' if failed else ''}.")
 
 
 @main.group()

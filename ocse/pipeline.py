@@ -89,19 +89,43 @@ class RunSummary:
     published_tables: dict[str, int] = field(default_factory=dict)
     headline: dict[str, float | int | None] = field(default_factory=dict)
     failure: str | None = None
+    alerts: dict[str, object] = field(default_factory=dict)  # the outbox step's metadata
+    channels: dict[str, dict] = field(default_factory=dict)  # this run's delivery rounds
+
+    @property
+    def channels_down(self) -> list[str]:
+        return sorted(c for c, v in self.channels.items() if v["channel_state"] == "down")
 
 
-def run_pipeline(as_of: datetime, *, full_refresh: bool = False, instance=None) -> RunSummary:
+def run_pipeline(
+    as_of: datetime,
+    *,
+    full_refresh: bool = False,
+    instance=None,
+    explicit_as_of: bool = True,  # noqa: ARG001 - T is a tag either way; kept for callers
+) -> RunSummary:
     """Execute job `ocse_pipeline` in this process (same assets, checks and order as in the
     Dagster UI) at as-of time `as_of`, then summarise what it did from the warehouse.
-    `full_refresh` rebuilds the incremental staging models from raw history."""
+    `full_refresh` rebuilds the incremental staging models from raw history. Holds the
+    warehouse lease throughout (ocse/runlock.py): raises WarehouseBusyError, having done
+    nothing, when another run holds it."""
+    from ocse import runlock
+
+    settings = get_settings()
+    settings.key_bytes  # noqa: B018 - fail before anything else when no key is configured
+    lease = runlock.acquire(settings.warehouse, trigger="cli")
+    try:
+        return _run_pipeline(settings, as_of, full_refresh, instance)
+    finally:
+        runlock.release(lease)
+
+
+def _run_pipeline(settings: OcseSettings, as_of: datetime, full_refresh: bool, instance):
     import dagster as dg
 
     from dagster_project.defs.resources import AS_OF_TAG, FULL_REFRESH_TAG
     from ocse.warehouse import connect, ensure_schema
 
-    settings = get_settings()
-    settings.key_bytes  # noqa: B018 - fail before anything else when no key is configured
     conn = connect(settings.warehouse)
     try:
         ensure_schema(conn)
@@ -139,8 +163,35 @@ def run_pipeline(as_of: datetime, *, full_refresh: bool = False, instance=None) 
             and not e.asset_check_evaluation_data.passed
         ]
         summary.failure = "; ".join(failures + [f"check failed: {c}" for c in checks]) or "failed"
+    for event in result.all_events:
+        if event.event_type_value == "ASSET_MATERIALIZATION":
+            materialization = event.event_specific_data.materialization
+            if materialization.asset_key.path == ["alerts", "outbox"]:
+                summary.alerts = {k: v.value for k, v in materialization.metadata.items()}
     _summarise_ingest(settings, before, summary)
+    _summarise_deliveries(settings, summary)
     return summary
+
+
+def _summarise_deliveries(settings: OcseSettings, summary: RunSummary) -> None:
+    from ocse.alerts.store import open_store
+
+    if not settings.alerts_store.exists():
+        return
+    with open_store(settings.alerts_store) as store:
+        for channel, state, delivered, retry, failed, waiting, error in store.rows(
+            "select channel, channel_state, delivered, retry_later, failed, waiting, last_error "
+            "from delivery_rounds where run_id = ? order by round_id",
+            (summary.run_id,),
+        ):
+            summary.channels[channel] = {
+                "channel_state": state,
+                "delivered": delivered,
+                "retry_later": retry,
+                "failed": failed,
+                "waiting": waiting,
+                "error": error,
+            }
 
 
 def _summarise_ingest(settings: OcseSettings, before: int, summary: RunSummary) -> None:

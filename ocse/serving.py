@@ -20,8 +20,53 @@ import duckdb
 
 from ocse.catalog import Definition
 
-# marts: the public interface; alerts: the outbox and delivery state, for operations
-PUBLISHED_SCHEMAS = ("marts", "alerts")
+# marts: the public interface. The schema `alerts` of the snapshot (the outbox, deliveries,
+# channel state and delivery rounds, for operations) comes from the alert store.
+PUBLISHED_SCHEMAS = ("marts",)
+ALERT_TABLES = ("outbox", "deliveries", "channels", "delivery_rounds", "evaluations")
+BOOLEAN_COLUMNS = {"is_state"}
+
+
+def _copy_alert_store(conn: duckdb.DuckDBPyConnection, store_path: Path | None) -> dict[str, int]:
+    """The alert store's tables into snapshot.alerts, its ISO text times as TIMESTAMPTZ."""
+    import sqlite3
+
+    import polars as pl
+
+    from ocse.alerts.store import SCHEMA
+
+    if store_path is not None and store_path.exists():
+        source = sqlite3.connect(f"file:{store_path}?mode=ro", uri=True, timeout=30)
+    else:
+        source = sqlite3.connect(":memory:")
+        source.executescript(SCHEMA)
+    conn.execute("create schema snapshot.alerts")
+    counts = {}
+    try:
+        for table in ALERT_TABLES:
+            cursor = source.execute(f"select * from {table}")
+            columns = [d[0] for d in cursor.description]
+            rows = cursor.fetchall()
+            frame = pl.DataFrame(
+                {c: [r[i] for r in rows] for i, c in enumerate(columns)}, strict=False
+            )
+            if not rows:
+                frame = pl.DataFrame({c: pl.Series(c, [], dtype=pl.String) for c in columns})
+            conn.register("alert_rows", frame.to_arrow())
+            casts = ", ".join(
+                f"{c}::timestamptz as {c}"
+                if c.endswith("_at") or c == "as_of"
+                else f"({c})::boolean as {c}"
+                if c in BOOLEAN_COLUMNS
+                else c
+                for c in columns
+            )
+            conn.execute(f"create table snapshot.alerts.{table} as select {casts} from alert_rows")
+            conn.unregister("alert_rows")
+            counts[f"alerts.{table}"] = len(rows)
+    finally:
+        source.close()
+    return counts
 
 
 @dataclass(frozen=True)
@@ -47,6 +92,7 @@ def publish_snapshot(
     run_id: str,
     reporting_tz: str,
     definitions: list[Definition] | None = None,
+    alerts_store: Path | None = None,
 ) -> PublishedSnapshot:
     """Copy the published schemas of the warehouse (`conn`) into `serving_path`, atomically."""
     serving_path.parent.mkdir(parents=True, exist_ok=True)
@@ -70,6 +116,7 @@ def publish_snapshot(
                 tables[f"{schema}.{name}"] = conn.execute(
                     f"select count(*) from snapshot.{schema}.{name}"
                 ).fetchone()[0]
+        tables.update(_copy_alert_store(conn, alerts_store))
         conn.execute("create schema snapshot.meta")
         conn.execute(
             "create table snapshot.meta.snapshot as select "

@@ -76,6 +76,19 @@ class OcseSettings(BaseSettings):
         description="Alert routing: channels (webhook, SMTP), routes per type and severity, "
         "retries, thresholds, digest. Checked at start-up.",
     )
+    alerts_db: Path | None = Field(
+        None,
+        description="The alert store (SQLite): every alert raised and every delivery, kept apart "
+        "from the warehouse so no rebuild or backfill forgets what was sent. Default: "
+        "alerts.sqlite beside the warehouse file.",
+    )
+    run_lease_wait_seconds: float = Field(
+        600,
+        ge=0,
+        description="How long a Dagster-launched pipeline run waits for the warehouse lease "
+        "held by another run (e.g. an `ocse run` from a shell) before it fails. `ocse run` "
+        "itself never waits: it refuses at once.",
+    )
     pipeline_interval_minutes: int = Field(
         5,
         ge=1,
@@ -114,6 +127,7 @@ class OcseSettings(BaseSettings):
         "log_dir",
         "pseudonym_key_file",
         "alerting_config",
+        "alerts_db",
         "access_db",
         "export_dir",
     )
@@ -136,6 +150,10 @@ class OcseSettings(BaseSettings):
         if value is not None and value.tzinfo is None:
             raise ValueError("OCSE_AS_OF needs an explicit offset, e.g. 2025-03-31T16:00:00Z")
         return value
+
+    @property
+    def alerts_store(self) -> Path:
+        return self.alerts_db or self.warehouse.parent / "alerts.sqlite"
 
     def resolved_as_of(self) -> datetime:
         """The run's as-of time T in UTC, truncated to the second so reruns are reproducible."""

@@ -18,7 +18,8 @@ DASHBOARD_PORT="${DASHBOARD_PORT:-8501}"
 FOLLOW_INTERVAL="${OCSE_FOLLOW_INTERVAL:-300}"
 
 mkdir -p "$DAGSTER_HOME" "$(dirname "$OCSE_WAREHOUSE")"
-cp -n "$ROOT/dagster_project/dagster.yaml" "$DAGSTER_HOME/dagster.yaml" 2>/dev/null || true
+# The instance configuration is the repository's (run lanes, queue): refreshed every start.
+cp "$ROOT/dagster_project/dagster.yaml" "$DAGSTER_HOME/dagster.yaml"
 
 echo "==> Pseudonymisation key (kept outside git)"
 $RUN ocse keygen --out "$OCSE_PSEUDONYM_KEY_FILE"
@@ -30,15 +31,37 @@ else
   echo "==> Landing folder already has files; keeping them (delete it to start over)"
 fi
 
+# Every process the demo starts carries this mark in its environment, and every service runs
+# in a process group of its own (setsid). Ctrl-C stops them all within seconds: SIGTERM to
+# each group, then SIGKILL to whatever is left after 5 s (Dagster's processes can take
+# minutes to wind down on their own), including run workers and dbt children that left
+# their group.
+export OCSE_DEMO_SESSION="demo-$$-$(date +%s)"
 pids=()
-cleanup() { echo; echo "Stopping..."; kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
+start() { setsid "$@" & pids+=($!); }
+marked() {
+  grep -lsz "^OCSE_DEMO_SESSION=$OCSE_DEMO_SESSION$" /proc/[0-9]*/environ 2>/dev/null \
+    | cut -d/ -f3 | grep -vx "$$" || true
+}
+cleanup() {
+  trap - EXIT INT TERM
+  echo; echo "Stopping..."
+  for pid in "${pids[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || true; done
+  for _ in $(seq 1 50); do
+    [ -z "$(marked)" ] && break
+    sleep 0.1
+  done
+  for pid in "${pids[@]}"; do kill -KILL -- "-$pid" 2>/dev/null || true; done
+  for pid in $(marked); do kill -KILL "$pid" 2>/dev/null || true; done
+  echo "Stopped."
+  exit 0
+}
 trap cleanup EXIT INT TERM
 
 echo "==> Local alert receiver (webhook :8765, SMTP :8025; alerting.yaml routes to it)"
 $RUN ocse alerts check
-$RUN ocse alerts receive --out "$DAGSTER_HOME/alerts_received.jsonl" \
-  >"$DAGSTER_HOME/alerts.log" 2>&1 &
-pids+=($!)
+start $RUN ocse alerts receive --out "$DAGSTER_HOME/alerts_received.jsonl" \
+  >"$DAGSTER_HOME/alerts.log" 2>&1
 
 echo "==> Dashboard accounts, one per role (passwords in $DAGSTER_HOME/demo_accounts.txt)"
 ACCOUNTS="$DAGSTER_HOME/demo_accounts.txt"
@@ -55,14 +78,11 @@ done <"$ACCOUNTS"
 echo "==> Running the pipeline once"
 $RUN ocse run
 
-$RUN dagster dev -m dagster_project.definitions -h 127.0.0.1 -p "$DAGSTER_PORT" \
-  >"$DAGSTER_HOME/dagster-dev.log" 2>&1 &
-pids+=($!)
-$RUN ocse generate --follow --interval "$FOLLOW_INTERVAL" --out "$OCSE_LANDING_DIR" \
-  >"$DAGSTER_HOME/generate-follow.log" 2>&1 &
-pids+=($!)
-$RUN ocse dashboard --port "$DASHBOARD_PORT" >"$DAGSTER_HOME/dashboard.log" 2>&1 &
-pids+=($!)
+start $RUN dagster dev -m dagster_project.definitions -h 127.0.0.1 -p "$DAGSTER_PORT" \
+  >"$DAGSTER_HOME/dagster-dev.log" 2>&1
+start $RUN ocse generate --follow --interval "$FOLLOW_INTERVAL" --out "$OCSE_LANDING_DIR" \
+  >"$DAGSTER_HOME/generate-follow.log" 2>&1
+start $RUN ocse dashboard --port "$DASHBOARD_PORT" >"$DAGSTER_HOME/dashboard.log" 2>&1
 
 for _ in $(seq 1 90); do
   curl -fs "http://127.0.0.1:$DASHBOARD_PORT/_stcore/health" >/dev/null 2>&1 && break
@@ -84,4 +104,4 @@ $(awk '{printf "                   %-11s %s\n", $1, $2}' "$ACCOUNTS")
   Press Ctrl-C to stop.
 
 MSG
-wait -n "${pids[@]}"
+wait -n "${pids[@]}" || true

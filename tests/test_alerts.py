@@ -9,6 +9,7 @@ import json
 import os
 import re
 import socket
+import sqlite3
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -96,9 +97,19 @@ def alert_world(tmp_path, monkeypatch):
     )
     web = WebhookReceiver(http_port).start()
     mail = SmtpReceiver(smtp_port).start()
-    yield {"web": web, "mail": mail, "warehouse": tmp_path / "ocse.duckdb"}
+    yield {
+        "web": web,
+        "mail": mail,
+        "warehouse": tmp_path / "ocse.duckdb",
+        "store": tmp_path / "alerts.sqlite",
+    }
     web.stop()
     mail.stop()
+
+
+def _store_rows(path: Path, sql: str) -> list[tuple]:
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+        return conn.execute(sql).fetchall()
 
 
 def _run_at(minutes_after_posting: int) -> None:
@@ -145,14 +156,13 @@ def test_near_breach_then_breach_across_three_runs_gives_exactly_two_alerts(aler
 
 
 def test_receiver_down_then_up_gets_every_alert_exactly_once(alert_world):
-    web, mail, warehouse = alert_world["web"], alert_world["mail"], alert_world["warehouse"]
+    web, mail, store = alert_world["web"], alert_world["mail"], alert_world["store"]
     web.status = 503  # the webhook receiver is down
     _run_at(50)
     assert web.received == []
-    with duckdb.connect(str(warehouse), read_only=True) as wh:
-        pending = wh.execute(
-            "select state, attempts, last_error from alerts.deliveries where channel = 'hook'"
-        ).fetchall()
+    pending = _store_rows(
+        store, "select state, attempts, last_error from deliveries where channel = 'hook'"
+    )
     assert pending == [("pending", 1, "HTTP 503")]
     web.status = 200  # back up
     _run_at(61)
@@ -164,31 +174,25 @@ def test_receiver_down_then_up_gets_every_alert_exactly_once(alert_world):
     ]
     keys = [r["idempotency_key"] for r in web.received]
     assert len(keys) == len(set(keys))
-    with duckdb.connect(str(warehouse), read_only=True) as wh:
-        states = wh.execute("select distinct state from alerts.deliveries").fetchall()
-    assert states == [("delivered",)]
+    assert _store_rows(store, "select distinct state from deliveries") == [("delivered",)]
     _assert_no_raw_identifier(web, mail)
 
 
 def test_a_delivery_that_keeps_failing_is_marked_failed_not_dropped(alert_world, tmp_path):
-    web, warehouse = alert_world["web"], alert_world["warehouse"]
+    web, store = alert_world["web"], alert_world["store"]
     routing = yaml.safe_load((tmp_path / "alerting.yaml").read_text())
     routing["retry"]["max_attempts"] = 2
     (tmp_path / "alerting.yaml").write_text(yaml.safe_dump(routing))
     web.status = 500
-    for minutes in (50, 51):  # the first and last attempt, one per run
+    for minutes in (50, 51):  # the first and last attempt: one probe per run
         _run_at(minutes)
-    with duckdb.connect(str(warehouse), read_only=True) as wh:
-        rows = wh.execute(
-            "select state, attempts, last_error from alerts.deliveries where channel = 'hook'"
-        ).fetchall()
-        snapshot_sees_it = duckdb.connect(
-            str(warehouse.with_name("serving.duckdb")), read_only=True
-        )
-        published = snapshot_sees_it.execute(
+    rows = _store_rows(
+        store, "select state, attempts, last_error from deliveries where channel = 'hook'"
+    )
+    with duckdb.connect(str(tmp_path / "serving.duckdb"), read_only=True) as snapshot:
+        published = snapshot.execute(
             "select count(*) from alerts.deliveries where state = 'failed'"
         ).fetchone()[0]
-        snapshot_sees_it.close()
     assert rows == [("failed", 2, "HTTP 500")]
     assert published == 1
 
@@ -208,10 +212,10 @@ def test_a_clock_that_stops_is_recorded_as_resolved(alert_world, tmp_path):
     }
     write_csv(tmp_path / "landing" / "enforcement_actions" / "actions.csv", [action])
     _run_at(75)
-    with duckdb.connect(str(alert_world["warehouse"]), read_only=True) as wh:
-        rows = wh.execute(
-            "select alert_key, resolved_at from alerts.outbox where alert_type = 'takedown'"
-        ).fetchall()
+    rows = _store_rows(
+        alert_world["store"],
+        "select alert_key, resolved_at from outbox where alert_type = 'takedown'",
+    )
     assert rows and all(resolved is not None for _, resolved in rows)
     assert len(_takedown_alerts(alert_world["web"].received)) == 1  # the breach, once
 

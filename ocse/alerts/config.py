@@ -22,6 +22,7 @@ ALERT_TYPES = (
     "quarantine_spike",
     "pipeline_failed",
     "digest",
+    "backlog_digest",
 )
 
 
@@ -71,15 +72,22 @@ class Route(_Strict):
 
 
 class Retry(_Strict):
-    """Exponential backoff: attempt n waits base * 2**(n-1) seconds (capped); after
-    max_attempts the delivery is marked failed, visible in alerts.deliveries, never dropped
-    silently."""
+    """A channel that fails is marked down and probed, not hammered: while it is down one
+    delivery at a time (the one tried least, most severe first) is tried at each probe,
+    waiting base * 2**(n-1) seconds (capped) after the n-th failed probe; the rest of its
+    queue waits untouched and spends no attempts. A delivery that has been tried
+    max_attempts times is marked failed and escalated (dead_letter), never dropped silently;
+    `ocse alerts retry --failed` re-queues it."""
 
     max_attempts: int = Field(10, ge=1, le=100)
     base_seconds: float = Field(30.0, ge=0)
     max_backoff_seconds: float = Field(3600.0, ge=0)
-    # quick retries within one run before leaving it to the next run
+    # tries of a probe within one delivery round (a short pause between) before the channel
+    # counts as down
     attempts_per_run: int = Field(3, ge=1, le=10)
+    # a delivery claimed by a process that died (crash between send and mark) is sent again,
+    # with the same idempotency key, once its claim is this old
+    claim_timeout_seconds: float = Field(300.0, gt=0)
 
     def backoff_seconds(self, attempts: int) -> float:
         return min(self.base_seconds * 2 ** max(attempts - 1, 0), self.max_backoff_seconds)
@@ -108,12 +116,37 @@ class Digest(_Strict):
     hour: int = Field(8, ge=0, le=23)
 
 
+class DeadLetter(_Strict):
+    """Where a delivery goes when its own channel cannot take it: a copy to these channels
+    when it is failed for good (any severity), and, for severe alerts, as soon as it has
+    waited `after_minutes` undelivered (it stays queued on its own channel too, and still
+    arrives there once the channel is back)."""
+
+    channels: list[str] = Field(min_length=1)
+    min_severity: Literal["info", "warning", "high", "critical"] = "high"
+    after_minutes: float = Field(15.0, ge=0)
+
+
+class Backlog(_Strict):
+    """Backlog, not a flood: a clock alert whose crossing (75 % of its target, or its
+    deadline) happened more than `live_window_minutes` before the run's T is backlog. Each
+    backlog alert is recorded like any other (the operations queue shows it), but the
+    channels get one digest per channel and run (counts by clock and category, the worst
+    `worst`, a link to the queue) instead of one message each. Live crossings go out one by
+    one."""
+
+    live_window_minutes: float = Field(60.0, gt=0)
+    worst: int = Field(10, ge=1, le=100)
+
+
 class AlertingConfig(_Strict):
     dashboard_url: str = "http://127.0.0.1:8501"
     channels: dict[str, Channel] = Field(default_factory=dict)
     routes: list[Route] = Field(default_factory=list)
     digest: Digest | None = None
     retry: Retry = Retry()
+    dead_letter: DeadLetter | None = None
+    backlog: Backlog = Backlog()
     thresholds: Thresholds = Thresholds()
 
     @model_validator(mode="after")
@@ -127,10 +160,11 @@ class AlertingConfig(_Strict):
                 raise ValueError(
                     f"route {i} names unknown alert type(s) {bad}; known: {list(ALERT_TYPES)}"
                 )
-        if self.digest:
-            unknown = [c for c in self.digest.channels if c not in self.channels]
+        for section in ("digest", "dead_letter"):
+            value = getattr(self, section)
+            unknown = [c for c in value.channels if c not in self.channels] if value else []
             if unknown:
-                raise ValueError(f"digest names unknown channel(s) {unknown}")
+                raise ValueError(f"{section} names unknown channel(s) {unknown}")
         from ocse.contracts import FEEDS
 
         bad_feeds = set(self.thresholds.feed_silence_minutes) - set(FEEDS)
@@ -153,8 +187,9 @@ def load_alerting_config(path: Path) -> AlertingConfig:
     names the file, the place and the problem."""
     if not path.exists():
         raise AlertingConfigError(
-            f"Alerting configuration {path} does not exist. Copy alerting.example.yaml to it "
-            "or point OCSE_ALERTING_CONFIG at one."
+            f"Alerting configuration {path} does not exist. Copy the repository's "
+            "alerting.yaml (the demo's routing) to it and adapt the channels, or point "
+            "OCSE_ALERTING_CONFIG at one."
         )
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}

@@ -1,22 +1,32 @@
-"""Delivery of the outbox to its channels: HTTP webhooks and SMTP e-mail.
+"""Delivery of the alert store's deliveries to their channels: HTTP webhooks and SMTP e-mail.
 
-Each (alert, channel) is a row in alerts.deliveries. A run sends every delivery that is due,
-most severe first, trying a few times with a short pause; what still fails waits with
-exponential backoff for a later run (the pipeline's own, or the delivery schedule's every
-minute). A receiver that was down gets everything once it is back, exactly once: a delivery
-is marked delivered in the run it succeeds (in batches, see MARK_BATCH), and carries an
-idempotency key (Idempotency-Key header, Message-ID) should a crash between the two ever
-resend it. After `max_attempts` it is marked failed: visible, never dropped silently.
-
-Speed: a year's first run raises tens of thousands of alerts. Each channel's deliveries are
-sent from a small pool of threads (webhook posts in parallel; SMTP over one reused session
-per thread), and the outcomes are written back in batches, not a statement each."""
+Exactly once, per (alert, channel):
+- A delivery is claimed before it is sent: `pending -> sending` in a committed transaction
+  that also counts the attempt. Only one process can claim it (a pipeline run and the
+  delivery job may both be delivering). After the send it is marked `delivered`, or back to
+  `pending` with its next attempt time, or `failed`. A process that dies between the send
+  and the mark leaves a claim; once the claim is older than `retry.claim_timeout_seconds` the
+  delivery is sent again with the same idempotency key (Idempotency-Key header, e-mail
+  Message-ID), which the receiver recognises as a repeat.
+- A channel is probed, not hammered. The first failure marks the channel down; what was not
+  yet started is left alone and spends no attempt. While down, each round tries one delivery
+  (the one tried least, most severe first) once its probe time has come, with exponential
+  backoff between probes; when a probe succeeds the channel is up and the queue drains, most
+  severe first.
+- Nothing severe is dropped. A delivery tried `max_attempts` times is marked failed and a copy
+  goes to the dead-letter channels (alerting.yaml `dead_letter`); a severe one that has waited
+  `dead_letter.after_minutes` gets that copy while it stays queued on its own channel.
+  `ocse alerts retry` re-queues.
+- Every round is recorded per channel (alerts `delivery_rounds`): what a run delivered, what
+  failed, whether the channel was down. Run summaries and the pipeline-health page read it.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import smtplib
+import socket
 import threading
 import time
 import urllib.error
@@ -24,13 +34,12 @@ import urllib.request
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-import duckdb
-import polars as pl
-
-from ocse.alerts.config import AlertingConfig, SmtpChannel, WebhookChannel
+from ocse.alerts.config import SEVERITIES, AlertingConfig, SmtpChannel, WebhookChannel
 from ocse.alerts.render import email_message, webhook_body
+from ocse.alerts.store import AlertStore, parse_ts, ts
 
 
 class DeliveryError(Exception):
@@ -77,8 +86,11 @@ class SmtpSession:
             smtp.login(channel.username, os.environ.get(channel.password_env or "", ""))
         return smtp
 
-    def send(self, payload: dict) -> None:
+    def send(self, payload: dict, idempotency_key: str) -> None:
         message = email_message(payload, self.channel.sender, self.channel.recipients)
+        del message["Message-ID"]
+        # the same delivery resent has the same Message-ID, so mail systems drop the repeat
+        message["Message-ID"] = f"<{idempotency_key.replace(':', '.').replace('/', '.')}@ocse>"
         try:
             if self.smtp is None:
                 self.smtp = self._open()
@@ -99,19 +111,16 @@ class SmtpSession:
                 smtp.close()
 
 
-class _ChannelSender:
-    """Sends one channel's due deliveries from a pool of threads, each keeping its own SMTP
-    session. Once a delivery has failed every quick attempt, the channel counts as
-    unreachable for the rest of the run: what was not yet started is skipped, not tried."""
+class _Sender:
+    """Sends to one channel from several threads, each keeping its own SMTP session."""
 
-    def __init__(self, channel, retry, sleep) -> None:
-        self.channel, self.retry, self.sleep = channel, retry, sleep
-        self.unreachable = threading.Event()
+    def __init__(self, channel) -> None:
+        self.channel = channel
         self.local = threading.local()
         self.sessions: list[SmtpSession] = []
         self.lock = threading.Lock()
 
-    def _send(self, payload: dict, key: str) -> None:
+    def send(self, payload: dict, key: str) -> None:
         if isinstance(self.channel, WebhookChannel):
             send_webhook(self.channel, payload, key)
             return
@@ -120,151 +129,412 @@ class _ChannelSender:
             session = self.local.session = SmtpSession(self.channel)
             with self.lock:
                 self.sessions.append(session)
-        session.send(payload)
-
-    def attempt(self, key: str, attempts: int, payload: str) -> tuple[int, str | None]:
-        """(attempts after this run, error or None when delivered)."""
-        if self.unreachable.is_set():
-            return attempts, "skipped: channel unreachable in this run"
-        retry, error = self.retry, None
-        for quick in range(retry.attempts_per_run):
-            attempts += 1
-            try:
-                self._send(json.loads(payload), key)
-                return attempts, None
-            except DeliveryError as exc:
-                error = str(exc)
-                if attempts >= retry.max_attempts or quick == retry.attempts_per_run - 1:
-                    break
-                self.sleep(min(retry.backoff_seconds(attempts), 2.0))
-        self.unreachable.set()
-        return attempts, error
+        session.send(payload, key)
 
     def close(self) -> None:
         for session in self.sessions:
             session.close()
 
 
-# Outcomes are written back in batches of this many: a statement per delivery cost more than
-# the delivery. A crash loses at most one batch's marks; those are resent with the same
-# idempotency key (Idempotency-Key header, Message-ID), which receivers use to drop repeats.
-MARK_BATCH = 500
-MARK_SCHEMA = {
-    "alert_key": pl.String,
-    "channel": pl.String,
-    "state": pl.String,
-    "attempts": pl.Int32,
-    "last_error": pl.String,
-    "at": pl.Datetime("us", "UTC"),
-    "next_attempt_at": pl.Datetime("us", "UTC"),
-}
+@dataclass
+class RoundOutcome:
+    """What one delivery round did, per channel and in all."""
+
+    totals: Counter = field(default_factory=Counter)
+    channels: dict[str, dict] = field(default_factory=dict)
+
+    @property
+    def down(self) -> list[str]:
+        return sorted(c for c, v in self.channels.items() if v["channel_state"] == "down")
+
+    def get(self, key: str, default: int = 0) -> int:
+        return self.totals.get(key, default)
 
 
-def _mark(conn: duckdb.DuckDBPyConnection, marks: list[dict]) -> None:
-    if not marks:
-        return
-    conn.register("delivery_marks", pl.DataFrame(marks, schema=MARK_SCHEMA).to_arrow())
-    try:
+def claimant() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _claim(store: AlertStore, alert_key: str, channel: str, now: datetime) -> int | None:
+    """pending -> sending, attempt counted; the attempt number, or None when another
+    process claimed it first."""
+    with store.transaction() as conn:
+        row = conn.execute(
+            "update deliveries set state = 'sending', attempts = attempts + 1, "
+            "claimed_at = ?, claimed_by = ? "
+            "where alert_key = ? and channel = ? and state = 'pending' returning attempts",
+            (ts(now), claimant(), alert_key, channel),
+        ).fetchone()
+    return row[0] if row else None
+
+
+def _mark(
+    store: AlertStore,
+    alert_key: str,
+    channel: str,
+    attempts: int,
+    error: str | None,
+    now: datetime,
+    config: AlertingConfig,
+) -> str:
+    retry = config.retry
+    if error is None:
+        state, next_at = "delivered", None
+    elif attempts >= retry.max_attempts:
+        state, next_at = "failed", None
+    else:
+        state, next_at = "pending", now + timedelta(seconds=retry.backoff_seconds(attempts))
+    with store.transaction() as conn:
         conn.execute(
-            """
-            update alerts.deliveries as d set
-                state = m.state,
-                attempts = m.attempts,
-                last_error = m.last_error,
-                delivered_at = case when m.state = 'delivered' then m.at else d.delivered_at end,
-                next_attempt_at = coalesce(m.next_attempt_at, d.next_attempt_at)
-            from delivery_marks as m
-            where d.alert_key = m.alert_key and d.channel = m.channel
-            """
+            "update deliveries set state = ?, last_error = ?, claimed_at = null, "
+            "claimed_by = null, delivered_at = case when ? = 'delivered' then ? "
+            "else delivered_at end, next_attempt_at = coalesce(?, next_attempt_at) "
+            "where alert_key = ? and channel = ? and state = 'sending'",
+            (
+                state,
+                error,
+                state,
+                ts(now),
+                ts(next_at) if next_at else None,
+                alert_key,
+                channel,
+            ),
         )
-    finally:
-        conn.unregister("delivery_marks")
-    marks.clear()
+    return state
+
+
+def _channel_row(store: AlertStore, channel: str) -> dict:
+    row = store.rows(
+        "select state, failures, next_probe_at, down_since from channels where channel = ?",
+        (channel,),
+    )
+    if not row:
+        return {"state": "up", "failures": 0, "next_probe_at": None, "down_since": None}
+    state, failures, probe, since = row[0]
+    return {"state": state, "failures": failures, "next_probe_at": probe, "down_since": since}
+
+
+def _set_channel(
+    store: AlertStore, channel: str, *, up: bool, now: datetime, error: str | None, config
+) -> None:
+    with store.transaction() as conn:
+        row = conn.execute(
+            "select failures, down_since from channels where channel = ?", (channel,)
+        ).fetchone()
+        failures, since = row if row else (0, None)
+        if up:
+            conn.execute(
+                "insert into channels (channel, state, failures, last_success_at) "
+                "values (?, 'up', 0, ?) on conflict (channel) do update set state = 'up', "
+                "failures = 0, down_since = null, next_probe_at = null, last_success_at = ?",
+                (channel, ts(now), ts(now)),
+            )
+            return
+        failures += 1
+        probe = now + timedelta(seconds=config.retry.backoff_seconds(failures))
+        conn.execute(
+            "insert into channels (channel, state, failures, down_since, next_probe_at, "
+            "last_error) values (?, 'down', ?, ?, ?, ?) on conflict (channel) do update set "
+            "state = 'down', failures = excluded.failures, down_since = "
+            "coalesce(channels.down_since, excluded.down_since), "
+            "next_probe_at = excluded.next_probe_at, last_error = excluded.last_error",
+            (channel, failures, since or ts(now), ts(probe), error),
+        )
+
+
+def reclaim_stale(store: AlertStore, config: AlertingConfig, now: datetime) -> int:
+    """Claims of a process that died mid-send go back to pending (due now). Their attempt
+    was counted; the resend carries the same idempotency key."""
+    cutoff = now - timedelta(seconds=config.retry.claim_timeout_seconds)
+    with store.transaction() as conn:
+        return conn.execute(
+            "update deliveries set state = 'pending', next_attempt_at = ?, claimed_at = null, "
+            "last_error = 'resent: the process sending it stopped before recording the outcome' "
+            "where state = 'sending' and claimed_at < ?",
+            (ts(now), ts(cutoff)),
+        ).rowcount
+
+
+def escalate(store: AlertStore, config: AlertingConfig, now: datetime) -> Counter:
+    """Dead-letter copies: of every failed delivery, and of every severe delivery waiting
+    longer than `dead_letter.after_minutes`. Each (alert, channel) at most once. Returns the
+    copies made per dead-letter channel."""
+    dead = config.dead_letter
+    made: Counter = Counter()
+    if dead is None:
+        return made
+    waited = ts(now - timedelta(minutes=dead.after_minutes))
+    min_rank = SEVERITIES.index(dead.min_severity)
+    with store.transaction() as conn:
+        rows = conn.execute(
+            "select d.alert_key, d.channel from deliveries d join outbox o using (alert_key) "
+            "where d.escalated_at is null and d.escalated_from is null and ("
+            "  d.state = 'failed' or (d.state in ('pending', 'sending') "
+            "  and o.severity_rank >= ? and o.raised_at <= ?))",
+            (min_rank, waited),
+        ).fetchall()
+        for alert_key, channel in rows:
+            for target in dead.channels:
+                if target == channel:
+                    continue
+                made[target] += conn.execute(
+                    "insert or ignore into deliveries (alert_key, channel, state, "
+                    "next_attempt_at, idempotency_key, escalated_from) "
+                    "values (?, ?, 'pending', ?, ?, ?)",
+                    (alert_key, target, ts(now), f"{alert_key}/{target}", channel),
+                ).rowcount
+            conn.execute(
+                "update deliveries set escalated_at = ? where alert_key = ? and channel = ?",
+                (ts(now), alert_key, channel),
+            )
+    return made
+
+
+def _due(store: AlertStore, now: datetime) -> dict[str, list[tuple[str, int, str, int]]]:
+    rows = store.rows(
+        """
+        select d.channel, d.alert_key, d.attempts, o.payload, o.severity_rank
+        from deliveries d join outbox o using (alert_key)
+        where d.state = 'pending' and d.next_attempt_at <= ?
+        order by o.severity_rank desc, o.raised_at, d.alert_key
+        """,
+        (ts(now),),
+    )
+    due: dict[str, list[tuple[str, int, str, int]]] = {}
+    for channel, key, attempts, payload, rank in rows:
+        due.setdefault(channel, []).append((key, attempts, payload, rank))
+    return due
 
 
 def deliver_due(
-    conn: duckdb.DuckDBPyConnection,
+    store: AlertStore,
     config: AlertingConfig,
     *,
     now: Callable[[], datetime],
+    run_id: str | None = None,
     sleep: Callable[[float], None] = time.sleep,
     log: Callable[[str], None] = lambda _: None,
     workers: int = 8,
-) -> Counter:
-    """Send every delivery due now; return how many were delivered, retried later, failed.
-    Each channel's deliveries go out most severe first from `workers` threads."""
-    due = conn.execute(
-        """
-        select d.alert_key, d.channel, d.attempts, o.payload
-        from alerts.deliveries d
-        join alerts.outbox o using (alert_key)
-        where d.state = 'pending' and d.next_attempt_at <= ?
-        order by o.severity_rank desc, o.raised_at, d.alert_key, d.channel
-        """,
-        [now()],
-    ).fetchall()
-    by_channel: dict[str, list[tuple[str, int, str]]] = {}
-    for alert_key, channel_name, attempts, payload in due:
-        by_channel.setdefault(channel_name, []).append((alert_key, attempts, payload))
-    outcome: Counter = Counter()
-    retry = config.retry
-    marks: list[dict] = []
-
-    def record(alert_key: str, channel_name: str, attempts: int, error: str | None) -> None:
-        at = now()
-        mark = {
-            "alert_key": alert_key,
-            "channel": channel_name,
-            "attempts": attempts,
-            "last_error": error,
-            "at": at,
-            "next_attempt_at": None,
-        }
-        if error is None:
-            mark["state"] = "delivered"
-            outcome["delivered"] += 1
-        elif attempts >= retry.max_attempts:
-            mark["state"] = "failed"
-            outcome["failed"] += 1
-            log(f"alert {alert_key} to {channel_name} failed for good: {error}")
-        else:
-            mark["state"] = "pending"
-            mark["next_attempt_at"] = at + timedelta(
-                seconds=retry.backoff_seconds(max(attempts, 1))
-            )
-            outcome["retry_later"] += 1
-        marks.append(mark)
-        if len(marks) >= MARK_BATCH:
-            _mark(conn, marks)
-
-    # Every channel's pool starts at once (a critical e-mail does not wait for every webhook
-    # post); outcomes are recorded here, in this thread, channel by channel.
-    senders: list[_ChannelSender] = []
-    pools: list[ThreadPoolExecutor] = []
-    try:
-        running = []
-        for channel_name, items in by_channel.items():
-            channel = config.channels.get(channel_name)
-            if channel is None:
-                error = f"channel {channel_name!r} is no longer configured"
-                results = [(retry.max_attempts, error)] * len(items)
-            else:
-                sender = _ChannelSender(channel, retry, sleep)
-                pool = ThreadPoolExecutor(max_workers=max(1, workers))
-                senders.append(sender)
-                pools.append(pool)
-                results = pool.map(
-                    lambda item, s=sender, c=channel_name: s.attempt(f"{item[0]}/{c}", *item[1:]),
-                    items,
+) -> RoundOutcome:
+    """One delivery round: reclaim dead claims, escalate, then send what is due on every
+    channel (each channel from its own pool of threads, at once). Returns the outcome."""
+    started = now()
+    outcome = RoundOutcome()
+    outcome.totals["reclaimed"] = reclaim_stale(store, config, started)
+    escalated = escalate(store, config, started)
+    # A second pass sends, in the same round, the dead-letter copies the first one made.
+    for _ in range(2):
+        _send_pass(store, config, now, sleep, log, workers, outcome)
+        more = escalate(store, config, now())
+        escalated.update(more)
+        if not more:
+            break
+    outcome.totals["escalated"] = sum(escalated.values())
+    with store.transaction() as conn:
+        conn.executemany(
+            "insert into delivery_rounds (run_id, started_at, channel, channel_state, delivered, "
+            "retry_later, failed, escalated, waiting, last_error) values (?, ?, ?, ?, ?, ?, ?, "
+            "?, ?, ?)",
+            [
+                (
+                    run_id,
+                    ts(started),
+                    name,
+                    v["channel_state"],
+                    v["delivered"],
+                    v["retry_later"],
+                    v["failed"],
+                    escalated.get(name, 0),
+                    v["waiting"],
+                    v["error"],
                 )
-            running.append((channel_name, items, results))
-        for channel_name, items, results in running:
-            for (alert_key, _, _), (attempts, error) in zip(items, results, strict=True):
-                record(alert_key, channel_name, attempts, error)
-    finally:
-        for pool in pools:
-            pool.shutdown(wait=True, cancel_futures=True)
-        for sender in senders:
-            sender.close()
-        _mark(conn, marks)
+                for name, v in sorted(outcome.channels.items())
+            ],
+        )
     return outcome
+
+
+def _send_pass(store, config, now, sleep, log, workers, outcome: RoundOutcome) -> None:
+    """Send what is due on every channel, each channel from its own pool of threads, at
+    once; add the results to `outcome`."""
+    due = _due(store, now())
+    channels = sorted(set(due) | {c for (c,) in store.rows("select channel from channels")})
+
+    def run_channel(name: str) -> dict:
+        items = due.get(name, [])
+        stats = Counter()
+        error: str | None = None
+        channel = config.channels.get(name)
+        if channel is None:
+            for key, *_ in items:
+                if _claim(store, key, name, now()) is not None:
+                    _mark(
+                        store,
+                        key,
+                        name,
+                        config.retry.max_attempts,
+                        "channel no longer configured",
+                        now(),
+                        config,
+                    )
+                    stats["failed"] += 1
+            return {"stats": stats, "channel_state": "unknown", "error": "not configured"}
+        state = _channel_row(store, name)
+        if state["state"] == "down":
+            probe_at = parse_ts(state["next_probe_at"])
+            if not items or (probe_at is not None and now() < probe_at):
+                stats["waiting"] = len(items)
+                return {"stats": stats, "channel_state": "down", "error": None}
+            # The probe: the delivery tried least (most severe first among those), so no
+            # single alert spends its attempts on an outage.
+            probe = min(items, key=lambda i: (i[1], -i[3]))
+            ok, error, state_after = _attempt(
+                store,
+                sender_for(name),
+                name,
+                probe,
+                config,
+                now,
+                sleep,
+                probe_tries=config.retry.attempts_per_run,
+            )
+            stats[state_after] += 1
+            if not ok:
+                _set_channel(store, name, up=False, now=now(), error=error, config=config)
+                stats["waiting"] = len(items) - 1
+                return {"stats": stats, "channel_state": "down", "error": error}
+            _set_channel(store, name, up=True, now=now(), error=None, config=config)
+            items = [i for i in items if i[0] != probe[0]]
+        if not items:
+            return {"stats": stats, "channel_state": "up", "error": None}
+        sender = sender_for(name)
+        down = threading.Event()
+        errors: list[str] = []
+
+        def one(item):
+            if down.is_set():
+                return "waiting"
+            ok, err, state_after = _attempt(store, sender, name, item, config, now, sleep)
+            if not ok and state_after != "skipped":
+                errors.append(err)
+                down.set()
+            return state_after
+
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            for state_after in pool.map(one, items):
+                stats[state_after] += 1
+        if errors:
+            error = errors[0]
+            _set_channel(store, name, up=False, now=now(), error=error, config=config)
+            return {"stats": stats, "channel_state": "down", "error": error}
+        _set_channel(store, name, up=True, now=now(), error=None, config=config)
+        return {"stats": stats, "channel_state": "up", "error": None}
+
+    senders: dict[str, _Sender] = {}
+    senders_lock = threading.Lock()
+
+    def sender_for(name: str) -> _Sender:
+        with senders_lock:
+            if name not in senders:
+                senders[name] = _Sender(config.channels[name])
+            return senders[name]
+
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, len(channels))) as pool:
+            results = dict(zip(channels, pool.map(run_channel, channels), strict=True))
+    finally:
+        for sender in senders.values():
+            sender.close()
+    for name, result in results.items():
+        stats = result["stats"]
+        stats.pop("skipped", None)
+        outcome.totals.update(stats)
+        earlier = outcome.channels.get(name, {})
+        outcome.channels[name] = {
+            "channel_state": result["channel_state"],
+            "error": result["error"] or earlier.get("error"),
+            **{
+                k: stats.get(k, 0) + (earlier.get(k, 0) if k != "waiting" else 0)
+                for k in ("delivered", "retry_later", "failed", "waiting")
+            },
+        }
+        if result["channel_state"] == "down":
+            log(
+                f"alert channel {name} is down ({result['error'] or 'earlier failures'}): "
+                f"{stats.get('delivered', 0)} delivered, {stats.get('waiting', 0)} waiting "
+                "for it to come back"
+            )
+
+
+def _attempt(
+    store: AlertStore,
+    sender: _Sender,
+    channel: str,
+    item: tuple[str, int, str, int],
+    config: AlertingConfig,
+    now: Callable[[], datetime],
+    sleep: Callable[[float], None],
+    *,
+    probe_tries: int = 1,
+) -> tuple[bool, str | None, str]:
+    """Claim, send, mark one delivery; (delivered?, error, outcome: delivered | retry_later |
+    failed | skipped)."""
+    alert_key, _, payload, _ = item
+    error = None
+    for quick in range(probe_tries):
+        attempts = _claim(store, alert_key, channel, now())
+        if attempts is None:
+            return False, None, "skipped"  # another process has it
+        try:
+            sender.send(json.loads(payload), f"{alert_key}/{channel}")
+            _mark(store, alert_key, channel, attempts, None, now(), config)
+            return True, None, "delivered"
+        except DeliveryError as exc:
+            error = str(exc)
+            state = _mark(store, alert_key, channel, attempts, error, now(), config)
+            if state == "failed":
+                return False, error, "failed"
+            if quick < probe_tries - 1:
+                # a quick retry: due at once again
+                store.execute(
+                    "update deliveries set next_attempt_at = ? where alert_key = ? and "
+                    "channel = ? and state = 'pending'",
+                    (ts(now()), alert_key, channel),
+                )
+                sleep(min(config.retry.backoff_seconds(attempts), 2.0))
+    return False, error, "retry_later"
+
+
+def requeue(store: AlertStore, *, failed: bool, requested_by: str, now: datetime) -> int:
+    """`ocse alerts retry`: every pending delivery due now and every channel probed at once;
+    with `failed`, failed deliveries too, their attempts reset. Recorded in `requeues`."""
+    with store.transaction() as conn:
+        n = conn.execute(
+            "update deliveries set next_attempt_at = ? where state = 'pending'", (ts(now),)
+        ).rowcount
+        if failed:
+            n += conn.execute(
+                "update deliveries set state = 'pending', attempts = 0, next_attempt_at = ?, "
+                "last_error = 'requeued: ' || coalesce(last_error, '') where state = 'failed'",
+                (ts(now),),
+            ).rowcount
+        conn.execute("update channels set next_probe_at = ? where state = 'down'", (ts(now),))
+        conn.execute(
+            "insert into requeues values (?, ?, ?, ?)",
+            (ts(now), requested_by, "pending+failed" if failed else "pending", n),
+        )
+    return n
+
+
+def deliveries_due(store: AlertStore, now: datetime) -> int:
+    """Deliveries a round would try now (pending and due on a channel that is up or due for
+    a probe, or claimed by a process that died): what the delivery sensor asks."""
+    (n,) = store.rows(
+        """
+        select count(*) from deliveries d left join channels c using (channel)
+        where (d.state = 'pending' and d.next_attempt_at <= ?
+               and (c.state is null or c.state = 'up' or c.next_probe_at <= ?))
+        """,
+        (ts(now), ts(now)),
+    )[0]
+    return n

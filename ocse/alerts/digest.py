@@ -1,5 +1,7 @@
 """The daily digest for the leadership body: the previous local day's breaches, those that
-closed, those still open, and takedown compliance, as one alert to the digest channels."""
+closed, those still open, and takedown compliance, as one alert to the digest channels.
+Alerts come from the alert store; the marts from the serving snapshot (the published
+figures, readable while a pipeline run holds the warehouse)."""
 
 from __future__ import annotations
 
@@ -10,27 +12,32 @@ import duckdb
 
 from ocse.alerts.config import AlertingConfig
 from ocse.alerts.rules import AlertCandidate
+from ocse.alerts.store import AlertStore, ts
 
 
 def digest_alert(
-    conn: duckdb.DuckDBPyConnection, config: AlertingConfig, day: date, tz: str
+    store: AlertStore,
+    conn: duckdb.DuckDBPyConnection,
+    config: AlertingConfig,
+    day: date,
+    tz: str,
 ) -> AlertCandidate:
     zone = ZoneInfo(tz)
     start = datetime.combine(day, time(0), zone)
     end = start + timedelta(days=1)
     raised = dict(
-        conn.execute(
-            "select alert_type, count(*) from alerts.outbox where status = 'breach' "
+        store.rows(
+            "select alert_type, count(*) from outbox where status = 'breach' "
             "and raised_at >= ? and raised_at < ? group by 1",
-            [start, end],
-        ).fetchall()
+            (ts(start), ts(end)),
+        )
     )
     closed = dict(
-        conn.execute(
-            "select alert_type, count(*) from alerts.outbox where status = 'breach' "
+        store.rows(
+            "select alert_type, count(*) from outbox where status = 'breach' "
             "and resolved_at >= ? and resolved_at < ? group by 1",
-            [start, end],
-        ).fetchall()
+            (ts(start), ts(end)),
+        )
     )
     still_open = dict(
         conn.execute(
@@ -43,9 +50,7 @@ def digest_alert(
         "from marts.rpt_takedown_sla_daily where report_date = ?",
         [day],
     ).fetchone()
-    failed = conn.execute(
-        "select count(*) from alerts.deliveries where state = 'failed'"
-    ).fetchone()[0]
+    (failed,) = store.rows("select count(*) from deliveries where state = 'failed'")[0]
     clocks = ("takedown", "report_acknowledgement", "report_resolution", "referral")
     lines = [
         f"Takedowns on {day}: {takedowns:,}, {within / takedowns:.1%} within SLA"
@@ -58,7 +63,10 @@ def digest_alert(
             f"{still_open.get(clock, 0)} open now"
         )
     if failed:
-        lines.append(f"Alert deliveries failed for good: {failed} (see alerts.deliveries)")
+        lines.append(
+            f"Alert deliveries failed for good: {failed} (see the operations queue; "
+            "`ocse alerts retry --failed` re-queues them)"
+        )
     total_new = sum(raised.get(c, 0) for c in clocks)
     return AlertCandidate(
         alert_key=f"digest:{day.isoformat()}",

@@ -1,12 +1,18 @@
 """What is alert-worthy at T, read from the marts the run has just built. Each candidate has a
-dedupe key: one alert per clock when it turns near-breach, one more when it turns breach,
-none again later (ocse/alerts/outbox.py keeps the keys)."""
+dedupe key, its identity: one alert per clock when it turns near-breach, one more when it
+turns breach, none again later (ocse/alerts/outbox.py keeps the keys for good).
+
+A clock is identified by its subject and its start (metrics.md: the content's earliest
+`posted_at`, the report's `received_at`, the case's `confirmed_at`): a clock that stops and
+runs again with the same start (a takedown reversed, an acknowledgement corrected away, a
+backfill that saw it before it started) is the same clock and raises nothing new; a clock
+whose start changed is a new clock."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import duckdb
 
@@ -32,6 +38,9 @@ class AlertCandidate:
     title: str
     facts: dict = field(default_factory=dict)
     is_state: bool = True  # a state resolves when it stops holding; an event does not
+    # when the clock crossed the threshold of its status (75 % of its target, its deadline):
+    # the backlog rule compares it with T (AlertingConfig.backlog)
+    transition_at: datetime | None = None
 
     @property
     def severity_rank(self) -> int:
@@ -52,9 +61,14 @@ def clock_alerts(conn: duckdb.DuckDBPyConnection, config: AlertingConfig) -> lis
         select b.clock, b.subject_id, b.category_code, b.status, b.elapsed_minutes,
             b.target_minutes, b.clock_started_at, b.deadline_at, b.as_of, b.policy_version,
             coalesce(c.is_csam, false), coalesce(c.label_en, b.category_code),
-            coalesce(c.label_zh, b.category_code)
+            coalesce(c.label_zh, b.category_code),
+            case when b.status = 'breach' then b.deadline_at
+                else b.clock_started_at
+                    + to_microseconds((b.target_minutes * 60e6 * p.near_breach_share)::bigint)
+            end as transition_at
         from marts.fct_open_sla_breaches b
         left join marts.dim_categories c using (category_code)
+        left join marts.dim_policy_versions p using (policy_version)
         """
     ).fetchall()
     out = []
@@ -72,6 +86,7 @@ def clock_alerts(conn: duckdb.DuckDBPyConnection, config: AlertingConfig) -> lis
         is_csam,
         label_en,
         label_zh,
+        transition_at,
     ) in rows:
         words, clock_name = CLOCK_WORDS[clock]
         what = "CSAM" if (clock == "takedown" and is_csam) else label_en
@@ -79,16 +94,18 @@ def clock_alerts(conn: duckdb.DuckDBPyConnection, config: AlertingConfig) -> lis
         title = (
             f"{what} {words}, {state}: {elapsed:,.0f} of {target:,} min ({clock_name} {subject})"
         )
+        episode = f"{clock}:{subject}:{started.astimezone(UTC):%Y%m%dT%H%M%SZ}"
         out.append(
             AlertCandidate(
-                alert_key=f"{clock}:{subject}:{status}",
-                episode_key=f"{clock}:{subject}",
+                alert_key=f"{episode}:{status}",
+                episode_key=episode,
                 alert_type=clock,
                 status=status,
                 severity=_clock_severity(clock, status, is_csam),
                 subject_id=subject,
                 category_code=category,
                 title=title,
+                transition_at=transition_at or deadline,
                 facts={
                     "clock": clock,
                     "category_label_en": label_en,

@@ -10,8 +10,10 @@ import dagster as dg
 from dagster_project.defs.alerts.resources import alerting_config
 from dagster_project.defs.resources import WarehouseResource
 from ocse.alerts.deliver import deliver_due
-from ocse.alerts.outbox import ensure_alert_schema, raise_alerts
+from ocse.alerts.outbox import import_warehouse_outbox, raise_alerts
 from ocse.alerts.rules import clock_alerts, health_alerts
+from ocse.alerts.store import open_store
+from ocse.settings import get_settings
 
 # The in-process executor runs the ready step of highest priority first: the alerts go out
 # before the second dbt build (the marts that alerts do not read), which is ready as soon as
@@ -40,57 +42,85 @@ STATE_TYPES = (
 )
 def alert_outbox(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     """SLA clocks nearing or past their deadline (CSAM takedowns first and loudest), feeds
-    gone silent, rejected files and quarantine spikes, recorded once per dedupe key: one
-    alert when a clock turns near-breach, one when it turns breach, none again. Clocks no
-    longer running are recorded as resolved."""
+    gone silent, rejected files and quarantine spikes, recorded in the alert store once per
+    identity: one alert when a clock turns near-breach, one when it turns breach, none again,
+    whatever runs come after (a rebuild, a backfill). Clocks that crossed long before T go
+    out as one backlog digest per channel. A run at a T earlier than the newest one alerts
+    were evaluated at (a backfill) raises nothing. Clocks no longer running are resolved."""
     config = alerting_config()
+    as_of = warehouse.as_of(context)
     conn = warehouse.connect()
     try:
-        ensure_alert_schema(conn)
-        candidates = clock_alerts(conn, config) + health_alerts(
-            conn, config, warehouse.as_of(context)
-        )
-        result = raise_alerts(
-            conn, candidates, config, datetime.now(UTC), resolve_missing_types=STATE_TYPES
-        )
-        (open_alerts,) = conn.execute(
-            "select count(*) from alerts.outbox where is_state and resolved_at is null"
-        ).fetchone()
+        with open_store(warehouse.settings.alerts_store) as store:
+            imported = import_warehouse_outbox(store, conn)
+            if imported:
+                context.log.info(f"Imported {imported} alerts from the warehouse's old outbox")
+            candidates = clock_alerts(conn, config) + health_alerts(conn, config, as_of)
+            result = raise_alerts(
+                store,
+                candidates,
+                config,
+                datetime.now(UTC),
+                as_of=as_of,
+                run_id=context.run.run_id,
+                resolve_missing_types=STATE_TYPES,
+            )
+            (open_alerts,) = store.rows(
+                "select count(*) from outbox where is_state = 1 and resolved_at is null"
+            )[0]
     finally:
         conn.close()
-    context.log.info(
-        f"Alerts: {len(result.raised)} raised ({result.deliveries} deliveries queued), "
-        f"{len(result.resolved)} resolved, {open_alerts} open"
-    )
+    if result.mode == "backfill":
+        context.log.info(
+            f"Backfill at T {as_of.isoformat()}: no alerts raised or resolved (alerts follow "
+            f"the newest T, {result.newest_as_of.isoformat()})."
+        )
+    else:
+        context.log.info(
+            f"Alerts: {len(result.raised)} raised ({result.deliveries} deliveries queued), "
+            f"{len(result.backlog)} backlog in {len(result.digests)} digest(s), "
+            f"{len(result.resolved)} resolved, {len(result.reopened)} reopened, "
+            f"{open_alerts} open"
+        )
     return dg.MaterializeResult(
         metadata={
+            "mode": result.mode,
             "raised": len(result.raised),
+            "backlog": len(result.backlog),
+            "backlog_digests": len(result.digests),
             "resolved": len(result.resolved),
+            "reopened": len(result.reopened),
             "open": open_alerts,
             "deliveries_queued": result.deliveries,
         }
     )
 
 
-def deliver(context, warehouse: WarehouseResource) -> dict[str, int]:
-    conn = warehouse.connect()
-    try:
-        ensure_alert_schema(conn)
+def deliver(context) -> dict[str, int]:
+    """One delivery round, with a log line per channel that is down; the summary is the
+    step's metadata."""
+    with open_store(get_settings().alerts_store) as store:
         outcome = deliver_due(
-            conn, alerting_config(), now=lambda: datetime.now(UTC), log=context.log.warning
+            store,
+            alerting_config(),
+            now=lambda: datetime.now(UTC),
+            run_id=context.run.run_id,
+            log=context.log.warning,
         )
-        (failed,) = conn.execute(
-            "select count(*) from alerts.deliveries where state = 'failed'"
-        ).fetchone()
-    finally:
-        conn.close()
+        (failed,) = store.rows("select count(*) from deliveries where state = 'failed'")[0]
     summary = {
-        **{k: outcome.get(k, 0) for k in ("delivered", "retry_later", "failed")},
+        **{
+            k: outcome.get(k, 0)
+            for k in ("delivered", "retry_later", "failed", "waiting", "escalated", "reclaimed")
+        },
         "failed_total": failed,
+        "channels_down": ",".join(outcome.down) or "none",
     }
     context.log.info(
         f"Alert deliveries: {summary['delivered']} delivered, {summary['retry_later']} to "
-        f"retry, {summary['failed']} failed now ({failed} failed in all)"
+        f"retry, {summary['waiting']} waiting for a channel, {summary['failed']} failed now "
+        f"({failed} failed in all), {summary['escalated']} escalated; channels down: "
+        f"{summary['channels_down']}"
     )
     return summary
 
@@ -102,8 +132,9 @@ def deliver(context, warehouse: WarehouseResource) -> dict[str, int]:
     kinds={"duckdb"},
     op_tags=ALERTS_FIRST,
 )
-def alert_deliveries(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+def alert_deliveries(context: dg.AssetExecutionContext):
     """Every alert delivery that is due, sent to its webhook or e-mail channel, most severe
-    first; failures wait with exponential backoff, and are marked failed (never dropped)
-    after the configured number of attempts."""
-    return dg.MaterializeResult(metadata=deliver(context, warehouse))
+    first, each claimed before it is sent and marked after; a channel that fails is probed,
+    not hammered; what exhausts its attempts is failed and escalated to the dead-letter
+    channels (never dropped). The step's metadata says which channels were down."""
+    return dg.MaterializeResult(metadata=deliver(context))

@@ -5,6 +5,7 @@ import hashlib
 import dagster as dg
 
 from dagster_project.defs.jobs import ocse_pipeline
+from dagster_project.defs.run_queue import pipeline_waiting
 from ocse.ingest.discovery import discover
 from ocse.settings import get_settings
 
@@ -16,7 +17,8 @@ from ocse.settings import get_settings
     minimum_interval_seconds=5,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Requests a pipeline run when the set of complete files in the landing folder "
-    "changes (in-flight .tmp and dot files are not counted).",
+    "changes (in-flight .tmp and dot files are not counted), unless a pipeline run is already "
+    "waiting: that run reads the landing folder when it starts, so it takes these files too.",
 )
 def landing_sensor(context: dg.SensorEvaluationContext):
     files = discover(get_settings().landing_dir)
@@ -26,5 +28,10 @@ def landing_sensor(context: dg.SensorEvaluationContext):
     if not files or fingerprint == context.cursor:
         return dg.SkipReason(f"No new files ({len(files)} complete files in the landing folder).")
     context.update_cursor(fingerprint)
+    waiting = pipeline_waiting(context.instance)
+    if waiting is not None:
+        return dg.SkipReason(
+            f"New files; run {waiting.run_id[:8]} is already waiting and will take them."
+        )
     # The gate skips files already in the ledger, so a run per change is safe and cheap.
     return dg.RunRequest(run_key=fingerprint, tags={"ocse/trigger": "landing_sensor"})

@@ -31,6 +31,7 @@ def serving_snapshot(context: dg.AssetExecutionContext, warehouse: WarehouseReso
             run_id=context.run.run_id,
             reporting_tz=settings.reporting_tz,
             definitions=mart_definitions(dbt_project.manifest_path),
+            alerts_store=settings.alerts_store,
         )
     finally:
         conn.close()
