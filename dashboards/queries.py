@@ -57,6 +57,8 @@ TABLES: dict[str, str] = {
     "rpt_detection_quality_weekly": "marts.rpt_detection_quality_weekly",
     "alerts_outbox": "alerts.outbox",
     "alerts_deliveries": "alerts.deliveries",
+    "alerts_channels": "alerts.channels",
+    "alerts_delivery_rounds": "alerts.delivery_rounds",
 }
 
 PERIODS = ("hour", "day", "week")
@@ -374,6 +376,44 @@ def snapshot_info(snapshot: SnapshotIdentity) -> SnapshotInfo:
 
 
 # --- pipeline health -------------------------------------------------------------------
+
+
+def alert_channel_health(snapshot: SnapshotIdentity) -> pd.DataFrame:
+    """Per alert channel: its state (down since, last error), its deliveries by state, and
+    the last delivery round that tried it. From the alert store as published."""
+    return _query(
+        snapshot,
+        """
+        with by_state as (
+            select
+                channel,
+                count(*) filter (where state = 'delivered') as delivered,
+                count(*) filter (where state in ('pending', 'sending')) as waiting,
+                count(*) filter (where state = 'failed') as failed
+            from alerts.deliveries
+            group by channel
+        ),
+        last_round as (
+            select channel, max(started_at) as last_round_at
+            from alerts.delivery_rounds
+            group by channel
+        )
+        select
+            b.channel,
+            coalesce(c.state, 'up') as state,
+            c.down_since,
+            c.last_error,
+            c.last_success_at,
+            b.delivered,
+            b.waiting,
+            b.failed,
+            r.last_round_at
+        from by_state as b
+        left join alerts.channels as c using (channel)
+        left join last_round as r using (channel)
+        order by b.channel
+        """,
+    )
 
 
 def ingest_feeds(snapshot: SnapshotIdentity) -> list[str]:

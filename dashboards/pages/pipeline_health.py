@@ -1,7 +1,8 @@
 """Pipeline health, for operations: is every feed delivering, what did the ingestion gate load,
 and what did it hold back (quarantined rows, rejected files, duplicate deliveries)?
 
-Reads `marts.ops_ingest_ledger` and `marts.ops_quarantine` of the serving snapshot.
+Reads `marts.ops_ingest_ledger` and `marts.ops_quarantine` of the serving snapshot, and the
+alert channels' state (`alerts.channels`, `alerts.deliveries`, `alerts.delivery_rounds`).
 """
 
 from __future__ import annotations
@@ -105,6 +106,26 @@ EN = {
     "record_heading": "**Record of the selected row**",
     "record_source": "{file}, row {row}",
     "record_not_json": "This record is not valid JSON; shown as stored:",
+    "channels_heading": "Alert delivery",
+    "channels_caption": (
+        "Each alert channel as of this snapshot. A channel that fails is probed with backoff; "
+        "its alerts wait, and severe ones are copied to the dead-letter channel. "
+        "`ocse alerts retry [--failed]` re-queues."
+    ),
+    "channels_down": "Alert channel(s) down: {channels}. Their alerts are queued, not lost.",
+    "channels_failed": "{count} deliveries failed for good (copied to the dead-letter channel).",
+    "channels_ok": "Every alert channel took its last delivery.",
+    "no_channels": "No alert has been raised yet.",
+    "col_channel": "Channel",
+    "col_state": "State",
+    "state_up": "🟢 Up",
+    "state_down": "🔴 Down",
+    "col_down_since": "Down since",
+    "col_last_error": "Last error",
+    "col_delivered": "Delivered",
+    "col_waiting": "Waiting",
+    "col_failed": "Failed",
+    "col_last_round": "Last round",
 }
 ZH = {
     "title": "数据管道健康",
@@ -169,6 +190,23 @@ ZH = {
     "record_heading": "**所选行的记录**",
     "record_source": "{file}，第 {row} 行",
     "record_not_json": "该记录不是有效的 JSON，按存储原样显示：",
+    "channels_heading": "告警投递",
+    "channels_caption": "截至本快照的各告警渠道。失败的渠道会按退避间隔探测；其告警排队等待，"
+    "严重告警另发至死信渠道。`ocse alerts retry [--failed]` 可重新排队。",
+    "channels_down": "告警渠道不可用：{channels}。其告警已排队，不会丢失。",
+    "channels_failed": "{count} 条投递最终失败（已转发至死信渠道）。",
+    "channels_ok": "所有告警渠道都已接收最近一次投递。",
+    "no_channels": "尚未产生告警。",
+    "col_channel": "渠道",
+    "col_state": "状态",
+    "state_up": "🟢 正常",
+    "state_down": "🔴 不可用",
+    "col_down_since": "不可用起始",
+    "col_last_error": "最近错误",
+    "col_delivered": "已投递",
+    "col_waiting": "等待中",
+    "col_failed": "失败",
+    "col_last_round": "最近一轮",
 }
 TEXTS = {"en": EN, "zh": ZH}
 TEXT = EN  # the language of this run; set in main()
@@ -454,6 +492,51 @@ def quarantined_rows(
                 st.code(str(chosen["record"]), language=None)
 
 
+def alert_channels(snapshot: queries.SnapshotIdentity, tz: str) -> None:
+    st.subheader(TEXT["channels_heading"])
+    st.caption(TEXT["channels_caption"])
+    alert_tables = ("alerts_channels", "alerts_deliveries", "alerts_delivery_rounds")
+    if queries.missing_tables(snapshot, alert_tables):
+        st.info(TEXT["no_channels"])
+        return
+    data = queries.alert_channel_health(snapshot)
+    if data.empty:
+        st.info(TEXT["no_channels"])
+        return
+    down = data.loc[data["state"] == "down", "channel"].tolist()
+    failed = int(data["failed"].sum())
+    if down:
+        st.error(TEXT["channels_down"].format(channels=", ".join(down)), icon=":material/error:")
+    elif failed:
+        st.warning(TEXT["channels_failed"].format(count=failed), icon=":material/warning:")
+    else:
+        st.success(TEXT["channels_ok"], icon=":material/check:")
+    data = _in_tz(data, ["down_since", "last_round_at"], tz)
+    table = pd.DataFrame(
+        {
+            TEXT["col_channel"]: data["channel"],
+            TEXT["col_state"]: data["state"].map(
+                {"up": TEXT["state_up"], "down": TEXT["state_down"]}
+            ),
+            TEXT["col_delivered"]: data["delivered"],
+            TEXT["col_waiting"]: data["waiting"],
+            TEXT["col_failed"]: data["failed"],
+            TEXT["col_down_since"]: data["down_since"],
+            TEXT["col_last_error"]: data["last_error"].where(data["state"] == "down", ""),
+            TEXT["col_last_round"]: data["last_round_at"],
+        }
+    )
+    st.dataframe(
+        table,
+        hide_index=True,
+        key="alert_channels_table",
+        column_config={
+            TEXT["col_down_since"]: _datetime_column(TEXT["col_down_since"]),
+            TEXT["col_last_round"]: _datetime_column(TEXT["col_last_round"]),
+        },
+    )
+
+
 def main() -> None:
     global TEXT, OUTCOME_LABELS
     auth.require_page("pipeline_health")
@@ -469,6 +552,7 @@ def main() -> None:
     selection = filters(snapshot, info)
     kpi_row(snapshot, selection)
     freshness(snapshot, selection.feeds, tz)
+    alert_channels(snapshot, tz)
     outcome_and_reason_charts(snapshot, selection, tz)
     problem_files(snapshot, selection, tz)
     quarantined_rows(snapshot, selection, tz)

@@ -5,7 +5,7 @@ import hashlib
 import dagster as dg
 
 from dagster_project.defs.jobs import ocse_pipeline
-from dagster_project.defs.run_queue import pipeline_waiting
+from dagster_project.defs.run_queue import pipeline_waiting, reap_dead_runs
 from ocse.ingest.discovery import discover
 from ocse.settings import get_settings
 
@@ -21,7 +21,12 @@ from ocse.settings import get_settings
     "waiting: that run reads the landing folder when it starts, so it takes these files too.",
 )
 def landing_sensor(context: dg.SensorEvaluationContext):
-    files = discover(get_settings().landing_dir)
+    settings = get_settings()
+    # A run whose process died still holds the pipeline's lane in the run queue (it shows as
+    # started): no new run could start to notice. The sensor notices, every few seconds.
+    for line in reap_dead_runs(context.instance, None, None, settings):
+        context.log.warning(line)
+    files = discover(settings.landing_dir)
     fingerprint = hashlib.sha256(
         "\n".join(f"{f.file_name}:{f.size}" for f in files).encode()
     ).hexdigest()
