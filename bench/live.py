@@ -10,6 +10,7 @@ store and the serving snapshot."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -199,10 +200,8 @@ class LiveLoop:
     def _kill_leftovers(self) -> None:
         """Run workers the daemon launched (their own sessions) that outlived it."""
         for pid in self.processes_of_this_loop():
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
     def processes_of_this_loop(self, needle: str = "") -> list[int]:
         mark = f"DAGSTER_HOME={self.dagster_home}".encode()
@@ -296,10 +295,13 @@ class LiveLoop:
             for record in self.pipeline_runs():
                 run = record.dagster_run
                 pid = run.tags.get("ocse/pid")
-                if run.status == dg.DagsterRunStatus.STARTED and pid:
-                    if self.processes_of_this_loop("dbt build"):
-                        found.update(run_id=run.run_id, pid=int(pid))
-                        return True
+                if (
+                    run.status == dg.DagsterRunStatus.STARTED
+                    and pid
+                    and self.processes_of_this_loop("dbt build")
+                ):
+                    found.update(run_id=run.run_id, pid=int(pid))
+                    return True
             return False
 
         self.wait_for(running_with_dbt, timeout, "a pipeline run with a dbt build", 0.3)
