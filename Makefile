@@ -18,8 +18,8 @@ test: setup
 lint: setup
 	@$(UV) run ruff check . && $(UV) run ruff format --check .
 
-# The benchmark (bench/README.md): SCALES="M L" by default; scale sets are generated once
+# The benchmark (bench/README.md): SCALES="demo M L" by default; scale sets are generated once
 # into bench/.cache/ and reused. Results: bench/results/<scale>.json and bench/RESULTS.md.
-SCALES ?= M L
+SCALES ?= demo M L
 bench: setup
 	@$(UV) run --frozen python -m bench.run $(foreach s,$(SCALES),--scale $(s))

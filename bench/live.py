@@ -55,6 +55,19 @@ def breach_csv(content_id: str, now: datetime) -> bytes:
     return (header + "\n" + row + "\n").encode()
 
 
+def stats(values: list[float]) -> dict:
+    """n, median, p95 and max, in the values' unit (seconds here)."""
+    values = sorted(values)
+    if not values:
+        return {"n": 0}
+    return {
+        "n": len(values),
+        "median": round(values[len(values) // 2], 1),
+        "p95": round(values[min(len(values) - 1, int(len(values) * 0.95))], 1),
+        "max": round(values[-1], 1),
+    }
+
+
 @dataclass
 class Sample:
     at: float
@@ -365,17 +378,6 @@ class LiveLoop:
         statuses: dict[str, int] = {}
         for r in runs:
             statuses[r.dagster_run.status.value] = statuses.get(r.dagster_run.status.value, 0) + 1
-
-        def stats(values: list[float]) -> dict:
-            values = sorted(values)
-            if not values:
-                return {}
-            return {
-                "n": len(values),
-                "median": round(values[len(values) // 2], 1),
-                "p95": round(values[min(len(values) - 1, int(len(values) * 0.95))], 1),
-                "max": round(values[-1], 1),
-            }
 
         return {
             "runs": statuses,

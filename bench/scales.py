@@ -30,11 +30,16 @@ class Scale:
     hits: int  # screening hits over the period (reports, actions, cases follow from it)
     days: int
     note: str
+    # step 6 (the live loop, sensor and schedule on) runs this long at this scale; 0: not run
+    live_seconds: int = 0
 
 
 SCALES = {
     "S": Scale("S", 5_000, 14, "smoke test of the harness"),
-    "M": Scale("M", 1_000_000, 365, "1 million screening hits over a year"),
+    "demo": Scale(
+        "demo", 20_000, 30, "the demo's data: 20 thousand hits over 30 days", live_seconds=600
+    ),
+    "M": Scale("M", 1_000_000, 365, "1 million screening hits over a year", live_seconds=600),
     "L": Scale(
         "L",
         10_000_000,

@@ -236,6 +236,52 @@ def alert_latency(landing: Path, received: Path, dagster_home: Path, timeout: fl
         daemon_log.close()
 
 
+# -- step 6: the live loop -------------------------------------------------------------------
+
+
+def live_loop(work: Path, days: int, hits: int, seconds: float) -> dict:
+    """The loop as the demo runs it, at this scale's daily rate: data ending now, the Dagster
+    daemon with the landing sensor and the pipeline schedule (every minute) both on, a batch
+    landing every minute, a CSAM breach file planted every minute. Measured: how long runs
+    wait in the queue, how long they take, landed -> alert at the receiver."""
+    from bench.live import BIN, PROJECT_ROOT, LiveLoop, stats
+
+    env = {k: v for k, v in os.environ.items() if k not in ("OCSE_AS_OF",)}
+    loop = LiveLoop(work=work, env=env, follow_interval=60)
+    env = loop.configure()
+    started = time.monotonic()
+    subprocess.run(
+        [str(BIN / "ocse"), "generate", "--seed", "42", "--days", str(days)]
+        + ["--scale", str(hits), "--out", str(loop.landing)],
+        env=env,
+        cwd=PROJECT_ROOT,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    generated = time.monotonic() - started
+    loop.start()
+    try:
+        loop.wait_for(lambda: loop.successful_runs() >= 1, 3600, "the first run")
+        first_run_done = time.monotonic()
+        while time.monotonic() - first_run_done < seconds:
+            loop.plant_breach("bench")
+            time.sleep(60)
+        loop.stop_follow()
+        loop.settle(timeout=1800)
+        report = loop.report()
+    finally:
+        loop.stop()
+    latencies = [v for v in report.pop("landing_to_alert_seconds").values() if v is not None]
+    missed = len(loop.planted) - len(latencies)
+    report["landing_to_alert_seconds"] = stats(latencies) | {
+        "planted": len(loop.planted),
+        "not_alerted": missed,
+    }
+    report["generate_seconds"] = round(generated, 1)
+    report["live_seconds"] = seconds
+    return report
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.steps")
     sub = parser.add_subparsers(dest="step", required=True)
@@ -246,6 +292,11 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("dashboards")
     p.add_argument("--serving", type=Path, required=True)
     p.add_argument("--repeats", type=int, default=20)
+    p = sub.add_parser("live_loop")
+    p.add_argument("--work", type=Path, required=True)
+    p.add_argument("--days", type=int, required=True)
+    p.add_argument("--hits", type=int, required=True)
+    p.add_argument("--seconds", type=float, required=True)
     p = sub.add_parser("alert_latency")
     p.add_argument("--landing", type=Path, required=True)
     p.add_argument("--received", type=Path, required=True)
@@ -257,6 +308,8 @@ def main(argv: list[str] | None = None) -> None:
         result = raw_load(args.landing, args.database, set(json.loads(args.skip)))
     elif args.step == "dashboards":
         result = dashboard_queries(args.serving, args.repeats)
+    elif args.step == "live_loop":
+        result = live_loop(args.work, args.days, args.hits, args.seconds)
     else:
         result = alert_latency(args.landing, args.received, args.dagster_home, args.timeout)
     result["started_at"] = started.isoformat()

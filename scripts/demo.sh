@@ -16,6 +16,10 @@ export DAGSTER_HOME="${DAGSTER_HOME:-$ROOT/.dagster_home}"
 DAGSTER_PORT="${DAGSTER_PORT:-3000}"
 DASHBOARD_PORT="${DASHBOARD_PORT:-8501}"
 FOLLOW_INTERVAL="${OCSE_FOLLOW_INTERVAL:-300}"
+DEMO_DAYS="${OCSE_DEMO_DAYS:-30}"
+DEMO_HITS="${OCSE_DEMO_HITS:-20000}"
+RECEIVER_HTTP_PORT="${OCSE_DEMO_HTTP_PORT:-8765}"   # alerting.yaml routes here
+RECEIVER_SMTP_PORT="${OCSE_DEMO_SMTP_PORT:-8025}"
 
 mkdir -p "$DAGSTER_HOME" "$(dirname "$OCSE_WAREHOUSE")"
 # The instance configuration is the repository's (run lanes, queue): refreshed every start.
@@ -25,8 +29,8 @@ echo "==> Pseudonymisation key (kept outside git)"
 $RUN ocse keygen --out "$OCSE_PSEUDONYM_KEY_FILE"
 
 if [ -z "$(ls -A "$OCSE_LANDING_DIR" 2>/dev/null)" ]; then
-  echo "==> Generating 30 days of sample feeds ending now into $OCSE_LANDING_DIR"
-  $RUN ocse generate --seed 42 --days 30 --scale 20000 --out "$OCSE_LANDING_DIR"
+  echo "==> Generating $DEMO_DAYS days of sample feeds ending now into $OCSE_LANDING_DIR"
+  $RUN ocse generate --seed 42 --days "$DEMO_DAYS" --scale "$DEMO_HITS" --out "$OCSE_LANDING_DIR"
 else
   echo "==> Landing folder already has files; keeping them (delete it to start over)"
 fi
@@ -36,12 +40,11 @@ fi
 # each group, then SIGKILL to whatever is left after 5 s (Dagster's processes can take
 # minutes to wind down on their own), including run workers and dbt children that left
 # their group.
-export OCSE_DEMO_SESSION="demo-$$-$(date +%s)"
+SESSION="demo-$$-$(date +%s)"
 pids=()
-start() { setsid "$@" & pids+=($!); }
+start() { OCSE_DEMO_SESSION="$SESSION" setsid "$@" & pids+=($!); }
 marked() {
-  grep -lsz "^OCSE_DEMO_SESSION=$OCSE_DEMO_SESSION$" /proc/[0-9]*/environ 2>/dev/null \
-    | cut -d/ -f3 | grep -vx "$$" || true
+  grep -lsz "^OCSE_DEMO_SESSION=$SESSION$" /proc/[0-9]*/environ 2>/dev/null | cut -d/ -f3 || true
 }
 cleanup() {
   trap - EXIT INT TERM
@@ -58,9 +61,10 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-echo "==> Local alert receiver (webhook :8765, SMTP :8025; alerting.yaml routes to it)"
+echo "==> Local alert receiver (webhook :$RECEIVER_HTTP_PORT, SMTP :$RECEIVER_SMTP_PORT; alerting.yaml routes to it)"
 $RUN ocse alerts check
 start $RUN ocse alerts receive --out "$DAGSTER_HOME/alerts_received.jsonl" \
+  --http-port "$RECEIVER_HTTP_PORT" --smtp-port "$RECEIVER_SMTP_PORT" \
   >"$DAGSTER_HOME/alerts.log" 2>&1
 
 echo "==> Dashboard accounts, one per role (passwords in $DAGSTER_HOME/demo_accounts.txt)"
