@@ -94,7 +94,12 @@ class RunSummary:
 
     @property
     def channels_down(self) -> list[str]:
-        return sorted(c for c, v in self.channels.items() if v["channel_state"] == "down")
+        """Alert channels down with alerts waiting for them after this run's deliveries."""
+        return sorted(
+            c
+            for c, v in self.channels.items()
+            if v["channel_state"] == "down" and v["waiting"] + v["retry_later"] + v["failed"]
+        )
 
 
 def run_pipeline(

@@ -503,7 +503,8 @@ def alert_channels(snapshot: queries.SnapshotIdentity, tz: str) -> None:
     if data.empty:
         st.info(TEXT["no_channels"])
         return
-    down = data.loc[data["state"] == "down", "channel"].tolist()
+    # down with alerts waiting: a channel last seen down with nothing to send is not news
+    down = data.loc[(data["state"] == "down") & (data["waiting"] > 0), "channel"].tolist()
     failed = int(data["failed"].sum())
     if down:
         st.error(TEXT["channels_down"].format(channels=", ".join(down)), icon=":material/error:")

@@ -145,7 +145,13 @@ class RoundOutcome:
 
     @property
     def down(self) -> list[str]:
-        return sorted(c for c, v in self.channels.items() if v["channel_state"] == "down")
+        """Channels that are down with alerts waiting for them (a channel last seen down with
+        nothing to send is not news)."""
+        return sorted(
+            c
+            for c, v in self.channels.items()
+            if v["channel_state"] == "down" and v["waiting"] + v["retry_later"] + v["failed"]
+        )
 
     def get(self, key: str, default: int = 0) -> int:
         return self.totals.get(key, default)
@@ -399,6 +405,9 @@ def _send_pass(store, config, now, sleep, log, workers, outcome: RoundOutcome) -
                 probe_tries=config.retry.attempts_per_run,
             )
             stats[state_after] += 1
+            if state_after == "skipped":  # another process is sending it: no news
+                stats["waiting"] = len(items) - 1
+                return {"stats": stats, "channel_state": "down", "error": None}
             if not ok:
                 _set_channel(store, name, up=False, now=now(), error=error, config=config)
                 stats["waiting"] = len(items) - 1
