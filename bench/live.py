@@ -92,6 +92,7 @@ class LiveLoop:
     samples: list[Sample] = field(default_factory=list)
     planted: dict[str, float] = field(default_factory=dict)  # content id -> landed at
     killed: list[str] = field(default_factory=list)
+    orphans: list[int] = field(default_factory=list)  # dbt processes that outlived a kill
 
     def __post_init__(self) -> None:
         self.landing = self.work / "landing"
@@ -318,8 +319,12 @@ class LiveLoop:
             return False
 
         self.wait_for(running_with_dbt, timeout, "a pipeline run with a dbt build", 0.3)
+        dbt = self.processes_of_this_loop("dbt build")
         os.kill(found["pid"], signal.SIGKILL)
         self.killed.append(found["run_id"])
+        # its dbt child dies with it (dbt_bound_to_run.sh), it does not write on as an orphan
+        time.sleep(3)
+        self.orphans = [pid for pid in dbt if Path(f"/proc/{pid}").exists()]
         return found["run_id"]
 
     def settle(self, timeout: float = 300) -> None:

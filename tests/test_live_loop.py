@@ -87,6 +87,7 @@ def test_the_live_loop_delivers_every_alert_once_through_an_outage_and_a_killed_
 
     # 3. a run killed while dbt works; the loop carries on and says so
     killed = loop.kill_a_running_run()
+    assert loop.orphans == []  # its dbt died with it
     after = loop.plant_breach("c")
     loop.wait_for(lambda: loop.received_for(after), 360, "the alert of breach c")
     loop.wait_for(
