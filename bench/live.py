@@ -55,6 +55,15 @@ def breach_csv(content_id: str, now: datetime) -> bytes:
     return (header + "\n" + row + "\n").encode()
 
 
+def _alive(pid: int) -> bool:
+    """Running (a zombie waiting for its reaper is dead)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
 def stats(values: list[float]) -> dict:
     """n, median, p95 and max, in the values' unit (seconds here)."""
     values = sorted(values)
@@ -324,7 +333,7 @@ class LiveLoop:
         self.killed.append(found["run_id"])
         # its dbt child dies with it (dbt_bound_to_run.sh), it does not write on as an orphan
         time.sleep(3)
-        self.orphans = [pid for pid in dbt if Path(f"/proc/{pid}").exists()]
+        self.orphans = [pid for pid in dbt if _alive(pid)]
         return found["run_id"]
 
     def settle(self, timeout: float = 300) -> None:
