@@ -96,6 +96,10 @@ def publish_snapshot(
 ) -> PublishedSnapshot:
     """Copy the published schemas of the warehouse (`conn`) into `serving_path`, atomically."""
     serving_path.parent.mkdir(parents=True, exist_ok=True)
+    # A publish killed half-way leaves its temporary file: the caller holds the warehouse
+    # lease (the only publisher), so any such file is a leftover.
+    for stale in serving_path.parent.glob(f".{serving_path.name}.*.tmp"):
+        stale.unlink(missing_ok=True)
     tmp = serving_path.with_name(f".{serving_path.name}.{uuid.uuid4().hex}.tmp")
     published_at = datetime.now(UTC)
     tables: dict[str, int] = {}
