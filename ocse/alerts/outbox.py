@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from ocse.alerts.config import SEVERITIES, AlertingConfig
 from ocse.alerts.render import alert_json
 from ocse.alerts.rules import CLOCK_WORDS, AlertCandidate
-from ocse.alerts.store import AlertStore, ts
+from ocse.alerts.store import AlertStore, parse_ts, ts
 
 
 @dataclass
@@ -144,13 +144,6 @@ def backlog_digest(
     )
 
 
-def newest_live_as_of(store: AlertStore) -> datetime | None:
-    from ocse.alerts.store import parse_ts
-
-    (value,) = store.rows("select max(as_of) from evaluations where mode = 'live'")[0]
-    return parse_ts(value)
-
-
 def raise_alerts(
     store: AlertStore,
     candidates: Iterable[AlertCandidate],
@@ -176,8 +169,6 @@ def raise_alerts(
                 "values (?, ?, ?, 'backfill', ?)",
                 (run_id, ts(as_of), at, f"alerts follow the newest T ({newest_as_of})"),
             )
-            from ocse.alerts.store import parse_ts
-
             return RaiseResult(mode="backfill", newest_as_of=parse_ts(newest_as_of))
         evaluation_id = conn.execute(
             "insert into evaluations (run_id, as_of, evaluated_at, mode) values (?, ?, ?, ?) "
