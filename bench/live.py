@@ -37,10 +37,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def breach_csv(content_id: str, now: datetime) -> bytes:
-    """One screening hit of CSAM content posted 62 minutes ago and not taken down: its
-    takedown clock has just passed its one-hour target, a live breach (critical)."""
-    posted = now - timedelta(minutes=62)
+def breach_csv(content_id: str, now: datetime, minutes_ago: float = 62) -> bytes:
+    """One screening hit of CSAM content posted `minutes_ago` before `now` and not taken
+    down: past its one-hour takedown target, a breach (critical) the next run must alert on.
+    Just past the hour (the default), it is a live breach, not backlog."""
+    posted = now - timedelta(minutes=minutes_ago)
     detected = posted + timedelta(minutes=1)
     stamp = "%Y-%m-%dT%H:%M:%SZ"
     header = (

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 RESULT_PREFIX = "BENCH_RESULT "
@@ -126,26 +126,6 @@ def _percentiles(times_ms: list[float]) -> dict:
 
 # -- step 5: file landed -> breach alert delivered --------------------------------------------
 
-BREACH_CATEGORY = "csam_production_distribution"  # a CSAM category: one-hour takedown target
-
-
-def _breach_csv(content_id: str, as_of: datetime) -> bytes:
-    """One screening hit of CSAM content posted 90 minutes before T and not taken down: a
-    takedown clock past its one-hour target, so the next run must alert on it."""
-    posted = as_of - timedelta(minutes=90)
-    detected = posted + timedelta(minutes=5)
-    stamp = "%Y-%m-%dT%H:%M:%SZ"
-    header = (
-        "hit_id,content_id,content_type,uploader_id,posted_at,detected_at,detection_method,"
-        "matched_list,score,category_code,review_status,reviewed_at,reviewer_id,updated_at"
-    )
-    row = (
-        f"hit-{content_id},{content_id},image,acct-bench{content_id[-6:]},"
-        f"{posted.strftime(stamp)},{detected.strftime(stamp)},hash_match,csam-hashes-bench,"
-        f"0.99,{BREACH_CATEGORY},pending,,,{detected.strftime(stamp)}"
-    )
-    return (header + "\n" + row + "\n").encode()
-
 
 def _wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.2) -> bool:
     deadline = time.monotonic() + timeout
@@ -176,6 +156,8 @@ def alert_latency(landing: Path, received: Path, dagster_home: Path, timeout: fl
     alert receiver listening: land a file that breaches a takedown SLA and time until the
     breach alert arrives at the receiver. The daemon's first run (it sees the landing for the
     first time) is waited out before the file lands."""
+    from bench.live import breach_csv
+
     as_of = datetime.fromisoformat(os.environ["OCSE_AS_OF"])
     workdir = dagster_home.parent
     # Runs of earlier steps (`ocse run`) are in the same instance; the daemon's first sensor
@@ -204,7 +186,7 @@ def alert_latency(landing: Path, received: Path, dagster_home: Path, timeout: fl
         target = landing / "screening_hits" / "bench" / f"breach_{content_id}.csv"
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(target.name + ".tmp")
-        tmp.write_bytes(_breach_csv(content_id, as_of))
+        tmp.write_bytes(breach_csv(content_id, as_of, minutes_ago=62))
         landed = time.time()
         os.replace(tmp, target)  # the upstream way: write .tmp, rename when complete
 
