@@ -6,7 +6,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$(pwd)"
-RUN="python3 -m uv run --frozen"
+# uv runs everything from the lock file. Called from inside the project's environment (the tests
+# do), `python3` is that environment's interpreter, which has no uv: use the environment itself.
+if python3 -m uv --version >/dev/null 2>&1; then
+  RUN="python3 -m uv run --frozen"
+elif command -v uv >/dev/null 2>&1; then
+  RUN="uv run --frozen"
+elif [ -x "$ROOT/.venv/bin/ocse" ]; then
+  RUN="env PATH=$ROOT/.venv/bin:$PATH"
+else
+  echo "error: uv is not installed; run \`make demo\` (it installs uv and the project)." >&2
+  exit 1
+fi
 
 export OCSE_LANDING_DIR="${OCSE_LANDING_DIR:-$ROOT/landing}"
 export OCSE_WAREHOUSE="${OCSE_WAREHOUSE:-$ROOT/warehouse/ocse.duckdb}"

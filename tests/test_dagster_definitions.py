@@ -67,18 +67,20 @@ def test_every_dbt_build_waits_for_the_contract_checks():
 
 
 def test_landing_sensor_requests_a_run_only_when_files_change(ocse_env):
+    # The sensor reads the run queue (it skips while a run waits: tests/test_run_lease.py).
     landing = ocse_env["landing"]
-    with dg.build_sensor_context() as ctx:
+    instance = dg.DagsterInstance.ephemeral()
+    with dg.build_sensor_context(instance=instance) as ctx:
         assert isinstance(landing_sensor(ctx), dg.SkipReason)  # empty landing
     write_csv(landing / "reports" / "a.csv", [row("reports")])
     write_csv(landing / "reports" / "b.csv.tmp", [row("reports")])
-    with dg.build_sensor_context() as ctx:
+    with dg.build_sensor_context(instance=instance) as ctx:
         first = landing_sensor(ctx)
         assert isinstance(first, dg.RunRequest)
         cursor = ctx.cursor
-    with dg.build_sensor_context(cursor=cursor) as ctx:
+    with dg.build_sensor_context(instance=instance, cursor=cursor) as ctx:
         assert isinstance(landing_sensor(ctx), dg.SkipReason)  # nothing new (tmp ignored)
     write_csv(landing / "reports" / "c.csv", [row("reports", report_id="rpt-9")])
-    with dg.build_sensor_context(cursor=cursor) as ctx:
+    with dg.build_sensor_context(instance=instance, cursor=cursor) as ctx:
         second = landing_sensor(ctx)
         assert isinstance(second, dg.RunRequest) and second.run_key != first.run_key
