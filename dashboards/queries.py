@@ -511,7 +511,7 @@ def quarantine_reasons(snapshot: SnapshotIdentity, selection: IngestSelection) -
         quarantined as (
             select q.feed, q.file_name, q.row_number, q.reason_codes
             from marts.ops_quarantine as q
-            inner join marts.ops_ingest_ledger as l on l.file_name = q.file_name
+            inner join marts.ops_ingest_ledger as l on l.file_id = q.file_id
             where list_contains(?, q.feed) and l.ingested_at >= ? and l.ingested_at < ?
         ),
 
@@ -566,7 +566,7 @@ def quarantined_rows(
             q.reason_codes,
             q.record
         from marts.ops_quarantine as q
-        inner join marts.ops_ingest_ledger as l on l.file_name = q.file_name
+        inner join marts.ops_ingest_ledger as l on l.file_id = q.file_id
         where list_contains(?, q.feed) and l.ingested_at >= ? and l.ingested_at < ?
         order by q.quarantined_at desc, q.file_name, q.row_number
         limit ?

@@ -3,6 +3,8 @@
 ocse generate ...            write sample feed files (sample_data/)
 ocse run --landing DIR --warehouse FILE [--serving FILE] [--as-of TIMESTAMP]
 ocse dashboard               serve the dashboards on the serving snapshot
+ocse replay --rejected [--feed F] [--since D]   re-process rejected files after a fix
+ocse replay --quarantine --reason CODE          re-process quarantined rows after a fix
 ocse keygen                  create a local pseudonymisation key for the demo
 ocse contracts sync|check    derive the dbt sources from data_contracts/
 ocse users add|remove|list   dashboard accounts (roles: see ocse/access/roles.py)
@@ -110,6 +112,136 @@ def run(
         sys.exit(1)
     if summary.channels_down:
         sys.exit(EXIT_ALERTS_UNDELIVERED)
+
+
+@main.command()
+@click.option(
+    "--rejected", is_flag=True, help="Re-read the files whose latest outcome is rejected."
+)
+@click.option("--quarantine", is_flag=True, help="Re-read the quarantined rows with --reason.")
+@click.option("--reason", help="Reason code or kind, e.g. invalid_enum or invalid_enum:category.")
+@click.option("--feed", help="Only this feed.")
+@click.option(
+    "--since", help="Only files received at or after this time (ISO-8601 with offset, or a date)."
+)
+@click.option(
+    "--landing", type=click.Path(path_type=Path), help="Landing folder [OCSE_LANDING_DIR]."
+)
+@click.option(
+    "--warehouse", type=click.Path(path_type=Path), help="Warehouse file [OCSE_WAREHOUSE]."
+)
+@click.option(
+    "--no-run", is_flag=True, help="Load only; the marts follow at the next run (default: now)."
+)
+def replay(rejected, quarantine, reason, feed, since, landing, warehouse, no_run):
+    """Re-process what the gate refused, after a contract or policy fix; then run the pipeline.
+
+    Every replay is a ledger row of its own (replay_of_file_id); nothing is loaded twice."""
+    from ocse import runlock
+    from ocse.ingest.replay import replay_quarantine, replay_rejected
+    from ocse.warehouse import connect
+
+    if rejected == quarantine:
+        raise click.UsageError("Say what to replay: --rejected, or --quarantine --reason CODE.")
+    if quarantine and not reason:
+        raise click.UsageError("--quarantine needs --reason CODE (see `ocse replay --help`).")
+    since_at = _parse_since(since)
+    _set_env("OCSE_LANDING_DIR", landing and landing.resolve())
+    _set_env("OCSE_WAREHOUSE", warehouse and warehouse.resolve())
+    settings = _settings_with_key()
+    try:
+        lease = runlock.acquire(settings.warehouse, trigger="replay")
+    except runlock.WarehouseBusyError as exc:
+        click.echo(click.style(f"Refused: {exc}", fg="red"), err=True)
+        sys.exit(EXIT_BUSY)
+    try:
+        from ocse.pseudonymise import PseudonymKey
+
+        key = PseudonymKey.from_secret(settings.key_bytes, settings.pseudonym_key_version)
+        conn = connect(settings.warehouse)
+        try:
+            if rejected:
+                summary = replay_rejected(
+                    conn, settings.landing_dir, key, feed=feed, since=since_at, progress=click.echo
+                )
+            else:
+                summary = replay_quarantine(
+                    conn,
+                    settings.landing_dir,
+                    key,
+                    reason=reason,
+                    feed=feed,
+                    since=since_at,
+                    progress=click.echo,
+                )
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
+        finally:
+            conn.close()
+        what = "rejected file(s)" if rejected else f"quarantined row(s) with reason {reason}"
+        click.echo(
+            f"Replayed {summary.rows_considered:,} row(s) of {len(summary.files)} {what}: "
+            f"{summary.rows_loaded:,} loaded, {summary.rows_still_quarantined:,} still refused."
+        )
+        for name in summary.missing:
+            click.echo(
+                click.style(f"Not replayed, no longer in the landing folder: {name}", fg="yellow")
+            )
+        for name in summary.changed:
+            click.echo(
+                click.style(
+                    f"Not replayed, its bytes changed: {name} (the next run loads it as a new "
+                    "version)",
+                    fg="yellow",
+                )
+            )
+        if no_run or not summary.rows_loaded:
+            if summary.rows_loaded:
+                click.echo("The marts include these rows after the next `ocse run`.")
+            return
+        from ocse.pipeline import run_pipeline
+
+        started = datetime.now()
+        result = run_pipeline(settings.resolved_as_of())
+        _print_summary(result, (datetime.now() - started).total_seconds())
+        if not result.success:
+            sys.exit(1)
+    finally:
+        runlock.release(lease)
+
+
+def _parse_since(since: str | None) -> datetime | None:
+    if since is None:
+        return None
+    try:
+        value = datetime.fromisoformat(since)
+    except ValueError:
+        raise click.BadParameter(
+            f"{since!r} is not an ISO-8601 date or time", param_hint="--since"
+        ) from None
+    if value.tzinfo is None:
+        if len(since) > 10:
+            raise click.BadParameter(
+                "a time needs an explicit offset, e.g. Z", param_hint="--since"
+            )
+        from datetime import UTC
+
+        value = value.replace(tzinfo=UTC)
+    return value
+
+
+def _settings_with_key():
+    """The settings, with a readable key (a clear message otherwise, never a traceback)."""
+    from ocse.settings import MissingPseudonymKeyError, get_settings
+
+    try:
+        settings = get_settings()
+        settings.key_bytes  # noqa: B018 - fail here, not half-way
+    except MissingPseudonymKeyError as exc:
+        raise click.ClickException(str(exc)) from None
+    except ValueError as exc:
+        raise click.ClickException(f"Invalid setting: {exc}") from None
+    return settings
 
 
 # Exit codes of `ocse run` besides 0 (success) and 1 (the run failed, nothing published).

@@ -59,7 +59,7 @@ def raw_columns(contract: FeedContract) -> list[tuple[str, str]]:
 LEDGER_DDL = """
 create table if not exists ingest.ledger (
     file_id bigint primary key,
-    file_name varchar not null unique,
+    file_name varchar not null,
     feed varchar not null,
     content_sha256 varchar not null,
     outcome varchar not null,
@@ -71,9 +71,15 @@ create table if not exists ingest.ledger (
     error varchar,
     duplicate_of_file_id bigint,
     received_at timestamptz not null,
-    ingested_at timestamptz not null
+    ingested_at timestamptz not null,
+    size_bytes bigint,
+    supersedes_file_id bigint,
+    replay_of_file_id bigint
 )
 """
+# Columns added to the ledger after its first version, in order (an older warehouse gains them).
+_LEDGER_ADDED = (("size_bytes", "bigint"), ("supersedes_file_id", "bigint"),
+                 ("replay_of_file_id", "bigint"))  # fmt: skip
 
 QUARANTINE_DDL = """
 create table if not exists ingest.quarantine (
@@ -88,11 +94,49 @@ create table if not exists ingest.quarantine (
 """
 
 
+def _migrate_ledger(conn: duckdb.DuckDBPyConnection) -> None:
+    """A warehouse from before files were identified by content: its ledger had a unique file
+    name (a corrected file re-sent under its name was skipped) and lacked the later columns.
+    DuckDB cannot drop a constraint, so the table is copied once, rows unchanged."""
+    unique_name = conn.execute(
+        "select count(*) from duckdb_constraints() where schema_name = 'ingest' "
+        "and table_name = 'ledger' and constraint_type = 'UNIQUE' "
+        "and constraint_column_names = ['file_name']"
+    ).fetchone()[0]
+    have = {
+        name
+        for (name,) in conn.execute(
+            "select column_name from information_schema.columns "
+            "where table_schema = 'ingest' and table_name = 'ledger'"
+        ).fetchall()
+    }
+    if not unique_name and all(name in have for name, _ in _LEDGER_ADDED):
+        return
+    conn.execute("begin transaction")
+    try:
+        for name, typ in _LEDGER_ADDED:
+            if name not in have:
+                conn.execute(f"alter table ingest.ledger add column {name} {typ}")
+        if unique_name:
+            conn.execute("alter table ingest.ledger rename to ledger_before_content_identity")
+            conn.execute(LEDGER_DDL)
+            conn.execute(
+                "insert into ingest.ledger by name "
+                "select * from ingest.ledger_before_content_identity"
+            )
+            conn.execute("drop table ingest.ledger_before_content_identity")
+        conn.execute("commit")
+    except BaseException:
+        conn.execute("rollback")
+        raise
+
+
 def ensure_schema(conn: duckdb.DuckDBPyConnection) -> None:
     """Create the gate's schemas and tables if they do not exist (idempotent)."""
     conn.execute("create schema if not exists raw")
     conn.execute("create schema if not exists ingest")
     conn.execute(LEDGER_DDL)
+    _migrate_ledger(conn)
     conn.execute(QUARANTINE_DDL)
     for contract in all_contracts():
         cols = ",\n    ".join(f"{name} {typ}" for name, typ in raw_columns(contract))

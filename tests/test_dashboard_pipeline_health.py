@@ -138,8 +138,8 @@ def build_snapshot(
     con.execute(
         """
         create table marts.ops_quarantine (
-            feed varchar, file_name varchar, row_number bigint, reason_codes varchar[],
-            record varchar, quarantined_at timestamptz
+            feed varchar, file_id bigint, file_name varchar, row_number bigint,
+            reason_codes varchar[], record varchar, quarantined_at timestamptz
         )
         """
     )
@@ -158,9 +158,10 @@ def build_snapshot(
         )
     for q in quarantine:
         con.execute(
-            "insert into marts.ops_quarantine values (?, ?, ?, ?, ?, ?)",
+            "insert into marts.ops_quarantine values (?, ?, ?, ?, ?, ?, ?)",
             [
                 q.file.feed,
+                q.file.file_id,
                 q.file.file_name,
                 q.row_number,
                 q.reason_codes,

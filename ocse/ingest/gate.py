@@ -1,5 +1,11 @@
 """The ingestion gate: each landed file is validated, pseudonymised and loaded exactly once.
 
+A file is identified by its content (feeds.md): bytes the ledger has not seen are new,
+whatever the name. A new version of a name already in the ledger is processed and its ledger
+row `supersedes_file_id` the earlier one (both kept, the earlier one's outcome unchanged).
+A file whose name, size and modification time match a ledger row is not read again; any
+other is hashed, so a file changed in place is noticed.
+
 Per file: duplicate delivery (same bytes already processed) → ledger `duplicate`;
 file-level problem → ledger `rejected`, nothing loaded; otherwise valid rows → `raw.<feed>`,
 invalid rows → `ingest.quarantine` with reason codes, and a ledger row. Files of one feed and
@@ -65,22 +71,70 @@ class IngestSummary:
         return total
 
 
+@dataclass
+class Known:
+    """What the ledger knows about landed files, read once per run."""
+
+    # (name, modification time, size) of every ledger row: such a file is not read again.
+    # Rows from before the ledger kept sizes match on (name, modification time).
+    stat: set[tuple]
+    name_sha: set[tuple[str, str]]  # (name, content hash) pairs already recorded
+    first_by_sha: dict[str, int]  # content hash -> the file that was processed for it
+    latest_by_name: dict[str, int]  # name -> its latest ledger row (what a new version supersedes)
+
+    @classmethod
+    def read(cls, conn: duckdb.DuckDBPyConnection) -> Known:
+        rows = conn.execute(
+            "select file_id, file_name, content_sha256, received_at, size_bytes, outcome, "
+            "replay_of_file_id from ingest.ledger order by file_id"
+        ).fetchall()
+        known = cls(set(), set(), {}, {})
+        for file_id, name, sha, received_at, size, outcome, replay_of in rows:
+            known.stat.add((name, received_at, size))
+            known.name_sha.add((name, sha))
+            if outcome != "duplicate" and replay_of is None:
+                known.first_by_sha.setdefault(sha, file_id)
+            if replay_of is None:
+                known.latest_by_name[name] = file_id
+        return known
+
+    def unchanged(self, file: LandedFile) -> bool:
+        return (file.file_name, file.received_at, file.size) in self.stat or (
+            file.file_name,
+            file.received_at,
+            None,
+        ) in self.stat
+
+
 def _next_file_id(conn: duckdb.DuckDBPyConnection) -> int:
     return conn.execute("select coalesce(max(file_id), 0) + 1 from ingest.ledger").fetchone()[0]
 
 
+# Ledger columns in table order (ocse/warehouse.py LEDGER_DDL).
 _LEDGER_COLUMNS = (
     "file_id", "file_name", "feed", "sha", "outcome", "rows_read", "rows_loaded",
     "rows_quarantined", "columns_dropped", "dropped_names", "error", "dup_of",
-    "received_at", "ingested_at",
+    "received_at", "ingested_at", "size_bytes", "supersedes", "replay_of",
 )  # fmt: skip
 _LEDGER_TYPES = (
     "bigint", "varchar", "varchar", "varchar", "varchar", "bigint", "bigint", "bigint", "bigint",
-    "varchar[]", "varchar", "bigint", "timestamptz", "timestamptz",
+    "varchar[]", "varchar", "bigint", "timestamptz", "timestamptz", "bigint", "bigint", "bigint",
 )  # fmt: skip
 
 
-def _ledger_row(file: LandedFile, sha: str, result: FileResult, dropped_names, dup_of) -> dict:
+@dataclass(frozen=True)
+class Links:
+    """How a ledger row relates to earlier ones: the earlier version of the same name it
+    supersedes, or the file it re-processes (`ocse replay`, ocse/ingest/replay.py)."""
+
+    supersedes: int | None = None
+    replay_of: int | None = None
+
+
+def _ledger_row(
+    file: LandedFile, sha: str, result: FileResult, dropped_names, dup_of, links: Links | None
+) -> dict:
+    links = links or Links()
     return {
         "file_id": result.file_id,
         "file_name": file.file_name,
@@ -96,6 +150,9 @@ def _ledger_row(file: LandedFile, sha: str, result: FileResult, dropped_names, d
         "dup_of": dup_of,
         "received_at": file.received_at,
         "ingested_at": datetime.now(UTC),
+        "size_bytes": file.size,
+        "supersedes": links.supersedes,
+        "replay_of": links.replay_of,
     }
 
 
@@ -113,8 +170,8 @@ def _insert_ledger_rows(conn: duckdb.DuckDBPyConnection, rows: list[dict]) -> No
     )
 
 
-def _insert_ledger(conn, file: LandedFile, sha: str, result: FileResult, dropped_names, dup_of):
-    _insert_ledger_rows(conn, [_ledger_row(file, sha, result, dropped_names, dup_of)])
+def _insert_ledger(conn, file: LandedFile, sha: str, result: FileResult, links: Links | None):
+    _insert_ledger_rows(conn, [_ledger_row(file, sha, result, [], None, links)])
 
 
 def _pseudonym_table(conn: duckdb.DuckDBPyConnection, contract: FeedContract, key) -> None:
@@ -209,6 +266,7 @@ def _load_checked(
     key: PseudonymKey,
     members: list[Member],
     columns: dict[int, list[str]],
+    links: dict[int, Links],
 ) -> list[FileResult]:
     """Validate `_batch` (rows of one or more files), load the valid rows, quarantine the
     rest, and write one ledger row per file. Runs inside the caller's transaction."""
@@ -252,19 +310,32 @@ def _load_checked(
             reasons=reasons.get(m.file_id, Counter()),
         )
         dropped_names = [c if _SAFE_COLUMN_NAME.match(c) else "<unnamed>" for c in extra]
-        ledger.append(_ledger_row(m.file, m.sha, result, dropped_names, None))
+        ledger.append(_ledger_row(m.file, m.sha, result, dropped_names, None, links.get(m.file_id)))
         results.append(result)
     _insert_ledger_rows(conn, ledger)
     _drop_temp(conn)
     return results
 
 
-def _process_file(conn, member: Member, key: PseudonymKey) -> FileResult:
+def _process_file(
+    conn,
+    member: Member,
+    key: PseudonymKey,
+    links: dict[int, Links],
+    rows: list[int] | None = None,
+) -> FileResult:
+    """One file in one transaction. `rows`: only these row numbers (a replay of quarantined
+    rows); the ledger row then counts only them."""
     file, sha, file_id = member.file, member.sha, member.file_id
     contract = load_contract(file.feed)
     conn.execute("begin transaction")
     try:
         columns = read_into_batch(conn, file, contract)
+        if rows is not None:
+            conn.execute(
+                "delete from _batch where _row_number not in (select unnest($rows))",
+                {"rows": rows},
+            )
         present = set(columns) & set(contract.names)
         rows_read = conn.execute("select count(*) from _batch").fetchone()[0]
         missing = [c for c in contract.required_names if c not in present]
@@ -279,7 +350,7 @@ def _process_file(conn, member: Member, key: PseudonymKey) -> FileResult:
             f"create temp view _batch as select {int(file_id)}::bigint as _file_id, * "
             "from _batch_file"
         )
-        (result,) = _load_checked(conn, contract, key, [member], {file_id: columns})
+        (result,) = _load_checked(conn, contract, key, [member], {file_id: columns}, links)
         conn.execute("commit")
     except FileRejected as rejected:
         conn.execute("rollback")
@@ -293,7 +364,7 @@ def _process_file(conn, member: Member, key: PseudonymKey) -> FileResult:
             error=str(rejected),
         )
         conn.execute("begin transaction")
-        _insert_ledger(conn, file, sha, result, [], None)
+        _insert_ledger(conn, file, sha, result, links.get(file_id))
         conn.execute("commit")
     except BaseException:
         conn.execute("rollback")
@@ -301,11 +372,13 @@ def _process_file(conn, member: Member, key: PseudonymKey) -> FileResult:
     return result
 
 
-def _process_group(conn, members: list[Member], key: PseudonymKey) -> list[FileResult]:
+def _process_group(
+    conn, members: list[Member], key: PseudonymKey, links: dict[int, Links]
+) -> list[FileResult]:
     """Files of one feed and shape in one scan and one transaction; split in halves when the
     group cannot be read as one, down to single files (see ocse.ingest.groups)."""
     if len(members) == 1:
-        return [_process_file(conn, members[0], key)]
+        return [_process_file(conn, members[0], key, links)]
     contract = load_contract(members[0].file.feed)
     conn.execute("begin transaction")
     try:
@@ -315,14 +388,16 @@ def _process_group(conn, members: list[Member], key: PseudonymKey) -> list[FileR
         ]
         if missing:
             raise SplitGroup("a file lacks a required column")
-        results = _load_checked(conn, contract, key, members, columns)
+        results = _load_checked(conn, contract, key, members, columns, links)
         conn.execute("commit")
     except SplitGroup:
         conn.execute("rollback")
         # Halves, recursively: one bad file among hundreds costs a few re-reads, not a
         # transaction per file for all of them.
         half = len(members) // 2
-        return _process_group(conn, members[:half], key) + _process_group(conn, members[half:], key)
+        return _process_group(conn, members[:half], key, links) + _process_group(
+            conn, members[half:], key, links
+        )
     except BaseException:
         conn.execute("rollback")
         raise
@@ -335,41 +410,48 @@ def ingest_landing(
     key: PseudonymKey,
     progress: Callable[[str], None] | None = None,
 ) -> IngestSummary:
-    """Ingest every complete file under `landing_dir` not yet in the ledger (idempotent)."""
+    """Ingest every complete file under `landing_dir` whose content is not yet in the ledger
+    (idempotent)."""
     ensure_schema(conn)
     summary = IngestSummary()
-    seen_names = {n for (n,) in conn.execute("select file_name from ingest.ledger").fetchall()}
-    first_by_sha = dict(
-        conn.execute(
-            "select content_sha256, min(file_id) from ingest.ledger "
-            "where outcome <> 'duplicate' group by all"
-        ).fetchall()
-    )
-    pending = [f for f in discover(landing_dir) if f.file_name not in seen_names]
-    summary.skipped_already_processed = len(seen_names)
+    known = Known.read(conn)
     # File ids follow discovery order; each file gets exactly one ledger row (or the run
     # raises), whatever group it is processed in.
-    first_id = _next_file_id(conn)
+    next_id = _next_file_id(conn)
     members: list[Member] = []
+    links: dict[int, Links] = {}
     duplicates: list[tuple[LandedFile, str, FileResult, int]] = []
-    for n, file in enumerate(pending):
+    for file in discover(landing_dir):
+        if known.unchanged(file):
+            summary.skipped_already_processed += 1
+            continue
         sha = file.sha256()
-        file_id = first_id + n
-        if sha in first_by_sha:
+        if (file.file_name, sha) in known.name_sha:  # touched, not changed
+            summary.skipped_already_processed += 1
+            continue
+        file_id, next_id = next_id, next_id + 1
+        if sha in known.first_by_sha:
             result = FileResult(
                 file_id=file_id,
                 file_name=file.file_name,
                 feed=file.feed,
                 outcome="duplicate",
-                error=f"duplicate_delivery: same content as file {first_by_sha[sha]}",
+                error=f"duplicate_delivery: same content as file {known.first_by_sha[sha]}",
             )
-            duplicates.append((file, sha, result, first_by_sha[sha]))
+            duplicates.append((file, sha, result, known.first_by_sha[sha]))
         else:
-            first_by_sha[sha] = file_id
+            known.first_by_sha[sha] = file_id
             members.append(Member(file, sha, file_id))
+            earlier = known.latest_by_name.get(file.file_name)
+            if earlier is not None:
+                links[file_id] = Links(supersedes=earlier)
+                if progress:
+                    progress(f"{file.file_name}: a new version (supersedes file {earlier})")
+        known.latest_by_name[file.file_name] = file_id
+        known.name_sha.add((file.file_name, sha))
     done = 0
     for group in plan_groups(members):
-        for result in _process_group(conn, group, key):
+        for result in _process_group(conn, group, key, links):
             summary.files.append(result)
             done += 1
             if progress and result.outcome not in ("loaded", "partially_quarantined"):
@@ -386,7 +468,11 @@ def ingest_landing(
     if duplicates:
         conn.execute("begin transaction")
         _insert_ledger_rows(
-            conn, [_ledger_row(f, sha, r, [], dup_of) for f, sha, r, dup_of in duplicates]
+            conn,
+            [
+                _ledger_row(f, sha, r, [], dup_of, links.get(r.file_id))
+                for f, sha, r, dup_of in duplicates
+            ],
         )
         conn.execute("commit")
         summary.files.extend(r for _, _, r, _ in duplicates)

@@ -22,7 +22,10 @@ final as (
         error,
         duplicate_of_file_id,
         received_at,
-        ingested_at
+        ingested_at,
+        size_bytes,
+        supersedes_file_id,
+        replay_of_file_id
 
     from ledger
 
