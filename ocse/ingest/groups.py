@@ -5,10 +5,11 @@ dozen statements per file costs more than the rows in it. Files of the same feed
 shape (CSV: the same header line; Parquet: the same schema; JSON Lines: any) are therefore
 read together into one temp table `_batch` with `_file_id` and `_row_number` (1-based per
 file), validated, pseudonymised and loaded in one transaction. Anything unusual about a group
-(a read error, a file missing a required column, a line that is not a JSON object) raises
-`SplitGroup`: the gate then processes those files one by one, with the exact file-level
-outcome each deserves. The grouping is a performance choice only: every file still gets its
-own ledger row, row numbers and reason codes, exactly as if it were read alone.
+(a read error, a file missing a required column, a JSON line that is not an object or is
+over the line limit) raises `SplitGroup`: the gate then processes those files one by one,
+with the exact file-level outcome each deserves (ocse/ingest/readers.py says why). The
+grouping is a performance choice only: every file still gets its own ledger row, row numbers
+and reason codes, exactly as if it were read alone.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import duckdb
 
 from ocse.contracts import FeedContract
 from ocse.ingest.discovery import LandedFile
-from ocse.ingest.readers import json_field_selects
+from ocse.ingest.readers import CSV_READ_OPTIONS, json_field_selects, jsonl_misfit_sql
 
 MAX_GROUP_FILES = 400
 # Bytes of landed files per group: bounds the memory of a group's temp tables (DuckDB spills
@@ -149,14 +150,11 @@ def read_group(
 
 
 def _read_csv(conn, members: list[Member], paths: list[str]) -> dict[int, list[str]]:
+    # The options of a single file's read (ocse/ingest/readers.py): a file reads the same
+    # alone or in a group.
     conn.execute(
-        """
-        create or replace temp table _batch_src as
-        select file_index as _file_index, * from read_csv(
-            $paths, header = true, all_varchar = true, delim = ',', quote = '"', escape = '"',
-            strict_mode = true, null_padding = false, encoding = 'utf-8'
-        )
-        """,
+        "create or replace temp table _batch_src as "
+        f"select file_index as _file_index, * from read_csv($paths, {CSV_READ_OPTIONS})",
         {"paths": paths},
     )
     columns = [
@@ -200,11 +198,11 @@ def _read_jsonl(
         "select file_index as _file_index, json from read_ndjson_objects($paths)",
         {"paths": paths},
     )
-    (not_objects,) = conn.execute(
-        "select count(*) from _batch_src where json_type(json) <> 'OBJECT'"
+    (misfits,) = conn.execute(
+        f"select count(*) from _batch_src where {jsonl_misfit_sql('json')}"
     ).fetchone()
-    if not_objects:
-        raise SplitGroup("a line is not a JSON object")
+    if misfits:
+        raise SplitGroup("a line is not a JSON object, or is too long")
     keys_by_index = dict(
         conn.execute(
             "select _file_index, list(distinct k order by k) from "
