@@ -9,7 +9,9 @@ The contracts are the single source of truth. From them come:
 from __future__ import annotations
 
 import csv
+import re
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,27 @@ FEEDS = ("screening_hits", "reports", "enforcement_actions", "cases")
 # a time zone would silently shift SLA clocks (feeds.md).
 TIMESTAMP_WITH_OFFSET = (
     r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?[ ]?(Z|z|[+-]\d{2}(:?\d{2})?)$"
+)
+# The same, with a real UTC offset only: at most 14 hours either way, in whole quarter hours
+# (every offset in use is one). `+25:00` parses, but no clock shows it.
+TIMESTAMP_WITH_REAL_OFFSET = (
+    r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?[ ]?"
+    r"(Z|z|[+-](0\d|1[0-3])(:?(00|15|30|45))?|[+-]14(:?00)?)$"
+)
+# A value that looks like personal data in a field that is not personal (written for both
+# DuckDB's RE2 and Python's re). An e-mail address anywhere in the value; a phone number as
+# the whole value: international (+ or 00 prefix), a mainland mobile (1, 3-9, 9 more digits;
+# +86 optional), a landline with its 0 area code, or digits grouped by spaces, dots or
+# dashes. Other runs of digits are not phone numbers (a numeric content id is not), and
+# neither is a phone number inside a longer id (hex ids would match by chance).
+EMAIL_LIKE = r"[^@\s]+@[^@\s]+\.[^@\s]+"
+PHONE_LIKE = (
+    r"^\s*(?:"
+    r"(?:\+|00)[1-9](?:[ .-]?\(?[0-9]\)?){6,14}"
+    r"|(?:(?:\+|00)?86[ .-]?)?1[3-9][0-9](?:[ .-]?[0-9]){8}"
+    r"|\(?0[1-9][0-9]{1,2}\)?[ .-]?[2-9][0-9]{6,7}"
+    r"|\(?[0-9]{2,4}\)?[ .-][0-9]{3,4}[ .-][0-9]{3,5}"
+    r")\s*$"
 )
 # Key version travels in every pseudonym, so refs made with different keys never silently join.
 PSEUDONYM_SUFFIX = "_ref"
@@ -38,6 +61,7 @@ class Field:
     valid_values: tuple[str, ...] | None = None
     minimum: float | None = None
     maximum: float | None = None
+    pattern: str | None = None  # logicalTypeOptions.pattern: the format of an identifier
 
     @property
     def stored_name(self) -> str:
@@ -62,6 +86,20 @@ class Rule:
 
 
 @dataclass(frozen=True)
+class PlausibleTimestamps:
+    """The contract-level window every timestamp of a record must fall in (customProperty
+    `plausibleTimestamps` of the schema object): not before `not_before`, not after the
+    run's T (or the gate's clock, if later) plus `clock_skew_minutes`. The settings
+    OCSE_PLAUSIBLE_FROM and OCSE_CLOCK_SKEW_MINUTES override both for every feed."""
+
+    not_before: datetime
+    clock_skew_minutes: float
+
+
+DEFAULT_PLAUSIBLE = PlausibleTimestamps(datetime.fromisoformat("2000-01-01T00:00:00+00:00"), 15)
+
+
+@dataclass(frozen=True)
 class FeedContract:
     feed: str
     version: str
@@ -69,6 +107,7 @@ class FeedContract:
     fields: tuple[Field, ...]
     rules: tuple[Rule, ...]
     path: Path = field(compare=False)
+    plausible: PlausibleTimestamps = DEFAULT_PLAUSIBLE
 
     def field(self, name: str) -> Field:
         return next(f for f in self.fields if f.name == name)
@@ -84,6 +123,11 @@ class FeedContract:
     @property
     def personal_names(self) -> list[str]:
         return [f.name for f in self.fields if f.personal]
+
+    @property
+    def identifier_names(self) -> list[str]:
+        """Non-personal identifier fields: those with a format (`pattern`)."""
+        return [f.name for f in self.fields if f.pattern]
 
 
 @cache
@@ -119,6 +163,26 @@ def _valid_values(prop: dict) -> tuple[str, ...] | None:
     return tuple(values) or None
 
 
+def _pattern(prop: dict, options: dict) -> str | None:
+    pattern = options.get("pattern")
+    if pattern is None:
+        return None
+    if prop.get("logicalType") != "string" or prop.get("classification") == "personal":
+        raise ValueError(f"contract field {prop['name']}: a pattern is for non-personal strings")
+    re.compile(pattern)
+    return pattern
+
+
+def _plausible(obj: dict) -> PlausibleTimestamps:
+    value = _custom(obj, "plausibleTimestamps")
+    if value is None:
+        return DEFAULT_PLAUSIBLE
+    not_before = datetime.fromisoformat(str(value["notBefore"]).replace("Z", "+00:00"))
+    if not_before.tzinfo is None:
+        raise ValueError("plausibleTimestamps.notBefore needs an explicit offset")
+    return PlausibleTimestamps(not_before, float(value["clockSkewMinutes"]))
+
+
 @cache
 def load_contract(feed: str) -> FeedContract:
     path = CONTRACTS_DIR / f"{feed}.odcs.yaml"
@@ -137,6 +201,7 @@ def load_contract(feed: str) -> FeedContract:
                 valid_values=_valid_values(prop),
                 minimum=options.get("minimum"),
                 maximum=options.get("maximum"),
+                pattern=_pattern(prop, options),
             )
         )
     rules = tuple(
@@ -155,6 +220,7 @@ def load_contract(feed: str) -> FeedContract:
         fields=tuple(fields),
         rules=rules,
         path=path,
+        plausible=_plausible(obj),
     )
 
 

@@ -51,6 +51,20 @@ class OcseSettings(BaseSettings):
     )
     reporting_tz: str = Field("Asia/Shanghai", description="Days, weeks and months are taken here.")
     as_of: datetime | None = Field(None, description="As-of time T of a run; default now.")
+    plausible_from: datetime | None = Field(
+        None,
+        description="Earliest plausible timestamp in any feed: an earlier one is quarantined "
+        "(timestamp_before_window). Default: each contract's plausibleTimestamps.notBefore "
+        "(2000-01-01T00:00:00Z).",
+    )
+    clock_skew_minutes: int | None = Field(
+        None,
+        ge=0,
+        le=1440,
+        description="How far past the run's T (or the gate's clock, if later) a timestamp "
+        "may lie before it is quarantined as timestamp_in_future. Default: each contract's "
+        "plausibleTimestamps.clockSkewMinutes (15).",
+    )
     ge_sample_rows: int = Field(
         200_000,
         ge=1000,
@@ -149,6 +163,13 @@ class OcseSettings(BaseSettings):
     def _as_of_has_offset(cls, value: datetime | None) -> datetime | None:
         if value is not None and value.tzinfo is None:
             raise ValueError("OCSE_AS_OF needs an explicit offset, e.g. 2025-03-31T16:00:00Z")
+        return value
+
+    @field_validator("plausible_from")
+    @classmethod
+    def _plausible_from_has_offset(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("OCSE_PLAUSIBLE_FROM needs an explicit offset, e.g. 2000-01-01T00:00Z")
         return value
 
     @property
