@@ -21,9 +21,11 @@ import pandas as pd
 from great_expectations.data_context.types.base import ProgressBarsConfig
 from great_expectations.expectations.row_conditions import Column
 
-from ocse.contracts import LINEAGE_COLUMNS, FeedContract
+from ocse.contracts import EMAIL_LIKE, LINEAGE_COLUMNS, PHONE_LIKE, FeedContract
+from ocse.ingest.validation import PlausibilityWindow, plausibility_window
 
 PSEUDONYM_REGEX = r"^p\d+:[0-9a-f]{64}$"
+PERSONAL_DATA_REGEX = f"(?:{EMAIL_LIKE})|(?:{PHONE_LIKE})"
 
 # GX logs a line per expectation at INFO; the check's own metadata is what operators read.
 logging.getLogger("great_expectations").setLevel(logging.WARNING)
@@ -42,7 +44,12 @@ def _negated(when: dict) -> dict:
     return {"column": when["column"], "in": when["not_in"]}
 
 
-def build_expectations(contract: FeedContract) -> list[gxe.Expectation]:
+def build_expectations(
+    contract: FeedContract, window: PlausibilityWindow | None = None
+) -> list[gxe.Expectation]:
+    """The suite of `contract`. `window`: the plausibility window timestamps must lie in
+    (default: the contract's at this moment, which is never narrower than the gate's was)."""
+    window = window or plausibility_window(contract)
     stored = [f.stored_name for f in contract.fields] + [n for n, _ in LINEAGE_COLUMNS]
     exps: list[gxe.Expectation] = [
         # Exactly the contract's columns: no unknown column, no raw personal identifier.
@@ -56,6 +63,17 @@ def build_expectations(contract: FeedContract) -> list[gxe.Expectation]:
             exps.append(gxe.ExpectColumnValuesToMatchRegex(column=col, regex=PSEUDONYM_REGEX))
         if f.valid_values and f.logical_type != "array":
             exps.append(gxe.ExpectColumnValuesToBeInSet(column=col, value_set=list(f.valid_values)))
+        if f.logical_type == "timestamp":
+            exps.append(
+                gxe.ExpectColumnValuesToBeBetween(
+                    column=col, min_value=window.not_before, max_value=window.not_after
+                )
+            )
+        if f.pattern:
+            exps.append(gxe.ExpectColumnValuesToMatchRegex(column=col, regex=f.pattern))
+            exps.append(
+                gxe.ExpectColumnValuesToNotMatchRegex(column=col, regex=PERSONAL_DATA_REGEX)
+            )
         if f.minimum is not None or f.maximum is not None:
             exps.append(
                 gxe.ExpectColumnValuesToBeBetween(
@@ -110,7 +128,9 @@ class SuiteResult:
     failed: list[str]  # "<expectation type>(<column>): <unexpected count>" - never values
 
 
-def validate_frame(contract: FeedContract, frame: pd.DataFrame) -> SuiteResult:
+def validate_frame(
+    contract: FeedContract, frame: pd.DataFrame, window: PlausibilityWindow | None = None
+) -> SuiteResult:
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     source = context.data_sources.add_pandas(name=f"ocse_{contract.feed}")
@@ -119,7 +139,7 @@ def validate_frame(contract: FeedContract, frame: pd.DataFrame) -> SuiteResult:
         batch_parameters={"dataframe": frame}
     )
     suite = gx.ExpectationSuite(name=f"{contract.feed}_contract_v{contract.version}")
-    for exp in build_expectations(contract):
+    for exp in build_expectations(contract, window):
         suite.add_expectation(exp)
     result = batch.validate(suite, result_format="SUMMARY")
     failed = []

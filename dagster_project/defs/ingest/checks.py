@@ -48,8 +48,10 @@ def _contract_check(feed: str) -> dg.AssetChecksDefinition:
             conn.close()
         # Imported here: Great Expectations takes seconds to import, the definitions should not.
         from ocse.ingest.expectations import validate_frame
+        from ocse.ingest.validation import plausibility_window
 
-        result = validate_frame(contract, frame)
+        window = plausibility_window(contract, warehouse.as_of(context))
+        result = validate_frame(contract, frame, window)
         return dg.AssetCheckResult(
             passed=result.success,
             severity=dg.AssetCheckSeverity.ERROR,
