@@ -6,12 +6,16 @@ ocse dashboard               serve the dashboards on the serving snapshot
 ocse replay --rejected [--feed F] [--since D]   re-process rejected files after a fix
 ocse replay --quarantine --reason CODE          re-process quarantined rows after a fix
 ocse keygen                  create a local pseudonymisation key for the demo
+ocse keys status|rotate      key versions of the warehouse; rotate with a transition window
 ocse contracts sync|check    derive the dbt sources from data_contracts/
 ocse users add|remove|list   dashboard accounts (roles: see ocse/access/roles.py)
 ocse alerts check|receive    alert routing, and a local receiver for the demo
 ocse alerts status|retry     channels and deliveries; re-queue deliveries
 ocse export research --from DATE --to DATE --out DIR   anonymised research export
 ocse report assessment --period 2025Q1 --out DIR       external assessment report
+ocse retention run [--dry-run] | show                   purge what is past its period
+ocse erase --ref REF --request-id ID                    erase one person's pseudonym
+ocse seal verify [--full] | accept --reason TEXT        the append-only seal
 """
 
 from __future__ import annotations
@@ -98,6 +102,7 @@ def run(
         click.echo(click.style(f"Refused: {exc}", fg="red"), err=True)
         sys.exit(EXIT_BUSY)
     try:
+        _check_keys(settings)
         # T is taken now that the run holds the warehouse (never before it waited).
         t = settings.resolved_as_of()
         click.echo(f"ocse run: landing={settings.landing_dir} warehouse={settings.warehouse}")
@@ -155,9 +160,8 @@ def replay(rejected, quarantine, reason, feed, since, landing, warehouse, no_run
         click.echo(click.style(f"Refused: {exc}", fg="red"), err=True)
         sys.exit(EXIT_BUSY)
     try:
-        from ocse.pseudonymise import PseudonymKey
-
-        key = PseudonymKey.from_secret(settings.key_bytes, settings.pseudonym_key_version)
+        _check_keys(settings)
+        key = settings.pseudonym_keys()
         conn = connect(settings.warehouse)
         try:
             if rejected:
@@ -230,6 +234,27 @@ def _parse_since(since: str | None) -> datetime | None:
     return value
 
 
+def _check_keys(settings) -> None:
+    """Refuse, in one line and before anything runs, a key the warehouse does not know under
+    its version (ocse/keys.py)."""
+    from ocse import keys
+    from ocse.settings import MissingPseudonymKeyError
+    from ocse.warehouse import connect, ensure_schema
+
+    try:
+        key = settings.pseudonym_keys()
+        conn = connect(settings.warehouse)
+        try:
+            ensure_schema(conn)
+            _, warnings = keys.verify(conn, key)
+        finally:
+            conn.close()
+    except (keys.KeyMismatchError, MissingPseudonymKeyError) as exc:
+        raise click.ClickException(str(exc)) from None
+    for warning in warnings:
+        click.echo(click.style(f"warning: {warning}", fg="yellow"), err=True)
+
+
 def _settings_with_key():
     """The settings, with a readable key (a clear message otherwise, never a traceback)."""
     from ocse.settings import MissingPseudonymKeyError, get_settings
@@ -242,6 +267,134 @@ def _settings_with_key():
     except ValueError as exc:
         raise click.ClickException(f"Invalid setting: {exc}") from None
     return settings
+
+
+@main.group()
+def keys() -> None:
+    """Pseudonymisation keys: status and rotation (ocse/keys.py; README "Operating the
+    warehouse")."""
+
+
+@keys.command("status")
+def keys_status() -> None:
+    """The key versions this warehouse used, and whether the configured keys match them."""
+    from ocse import keys as key_registry
+    from ocse.warehouse import connect
+
+    settings = _settings_with_key()
+    configured = settings.pseudonym_keys()
+    if not settings.warehouse.exists():
+        raise click.ClickException(f"No warehouse at {settings.warehouse} yet.")
+    conn = connect(settings.warehouse, read_only=True)
+    try:
+        known = key_registry.registered(conn)
+        links = key_registry.link_count(conn)
+    finally:
+        conn.close()
+    by_version = {configured.version: ("current", configured)}
+    if configured.previous is not None:
+        by_version[configured.previous.version] = ("previous", configured.previous)
+    for version, entry in known.items():
+        role, key = by_version.get(version, (None, None))
+        state = (
+            ""
+            if key is None
+            else f"  [{role}: "
+            + ("matches]" if key.fingerprint == entry.fingerprint else "DOES NOT MATCH]")
+        )
+        window = (
+            f", transition until {entry.transition_until:%Y-%m-%d %H:%M}Z"
+            if entry.transition_until
+            else ""
+        )
+        click.echo(
+            f"version {version}: fingerprint {entry.fingerprint}, registered "
+            f"{entry.registered_at:%Y-%m-%d %H:%M}Z{window}{state}"
+        )
+    if not known:
+        click.echo("No key registered yet: the first run registers the configured key.")
+    click.echo(f"{links:,} pseudonym link(s) recorded across key versions.")
+
+
+@keys.command("rotate")
+@click.option(
+    "--new-key-file",
+    type=click.Path(path_type=Path),
+    help="The new key (created, mode 600, when it does not exist). Default: beside the "
+    "current key file, named for the new version.",
+)
+@click.option(
+    "--window-days",
+    type=click.IntRange(min=1),
+    default=200,
+    show_default=True,
+    help="Transition window: both keys are used, and every person seen is linked. Cover the "
+    "longest policy look-back (180 days).",
+)
+def keys_rotate(new_key_file: Path | None, window_days: int) -> None:
+    """Register a new key version, replacing the current one, with a transition window."""
+    from datetime import timedelta
+
+    from ocse import keys as key_registry
+    from ocse import runlock
+    from ocse.pseudonymise import PseudonymKey
+    from ocse.settings import read_key_file
+    from ocse.warehouse import connect, ensure_schema
+
+    settings = _settings_with_key()
+    if settings.pseudonym_key_file is None:
+        raise click.ClickException(
+            "Rotation needs the current key in a file (OCSE_PSEUDONYM_KEY_FILE), not inline."
+        )
+    if settings.pseudonym_previous_key_file is not None:
+        raise click.ClickException(
+            "A rotation is already configured (OCSE_PSEUDONYM_PREVIOUS_KEY_FILE is set): finish "
+            "it first (see `ocse keys status`)."
+        )
+    current = settings.pseudonym_keys()
+    version = current.version + 1
+    new_key_file = new_key_file or settings.pseudonym_key_file.with_name(
+        f"pseudonym.v{version}.key"
+    )
+    if not new_key_file.exists():
+        new_key_file.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(new_key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(32) + "\n")
+        click.echo(f"Created key file {new_key_file} (mode 600).")
+    try:
+        new = PseudonymKey.from_secret(read_key_file(new_key_file, "--new-key-file"), version)
+        lease = runlock.acquire(settings.warehouse, trigger="keys rotate")
+    except runlock.WarehouseBusyError as exc:
+        click.echo(click.style(f"Refused: {exc}", fg="red"), err=True)
+        sys.exit(EXIT_BUSY)
+    except Exception as exc:  # a bad key file: one line, never a traceback
+        raise click.ClickException(str(exc)) from None
+    try:
+        conn = connect(settings.warehouse)
+        try:
+            ensure_schema(conn)
+            entry = key_registry.rotate(conn, current, new, timedelta(days=window_days))
+        except (key_registry.KeyMismatchError, ValueError) as exc:
+            raise click.ClickException(str(exc)) from None
+        finally:
+            conn.close()
+    finally:
+        runlock.release(lease)
+    click.echo(
+        f"Key version {version} registered (fingerprint {entry.fingerprint}), replacing "
+        f"version {current.version}; transition window until "
+        f"{entry.transition_until:%Y-%m-%d %H:%M}Z."
+    )
+    click.echo(
+        "Set these for every process that runs the pipeline (.env, the Dagster daemon):\n"
+        f"  OCSE_PSEUDONYM_KEY_FILE={new_key_file.resolve()}\n"
+        f"  OCSE_PSEUDONYM_KEY_VERSION={version}\n"
+        f"  OCSE_PSEUDONYM_PREVIOUS_KEY_FILE={settings.pseudonym_key_file.resolve()}\n"
+        f"  OCSE_PSEUDONYM_PREVIOUS_KEY_VERSION={current.version}\n"
+        f"After {entry.transition_until:%Y-%m-%d}: unset the two PREVIOUS settings and destroy "
+        "the old key file."
+    )
 
 
 # Exit codes of `ocse run` besides 0 (success) and 1 (the run failed, nothing published).
@@ -682,6 +835,206 @@ def report_assessment(period, out, no_pdf, k, snapshot, as_user) -> None:
         click.echo(f"  {name}")
     withheld = ", ".join(f"{t} {n:,}" for t, n in result.cells_suppressed.items())
     click.echo(f"Cells withheld: {withheld}. Recorded in the access log as {username} ({role}).")
+
+
+# --- the data's life: retention, erasure, the append-only seal (ocse/lifecycle) ------------
+
+
+def _lifecycle_settings(warehouse: Path | None):
+    from ocse.settings import get_settings
+
+    _set_env("OCSE_WAREHOUSE", warehouse and warehouse.resolve())
+    try:
+        return get_settings()
+    except ValueError as exc:
+        raise click.ClickException(f"Invalid setting: {exc}") from None
+
+
+_WAREHOUSE_OPTION = click.option(
+    "--warehouse", type=click.Path(path_type=Path), help="Warehouse file [OCSE_WAREHOUSE]."
+)
+
+
+@main.group("retention")
+def retention_group() -> None:
+    """Retention periods per table (retention.yaml, OCSE_RETENTION_CONFIG)."""
+
+
+@retention_group.command("run")
+@click.option("--dry-run", is_flag=True, help="Count what would be purged; change nothing.")
+@_WAREHOUSE_OPTION
+@_AS_USER_OPTION
+def retention_run(dry_run: bool, warehouse: Path | None, as_user: str | None) -> None:
+    """Purge every table of what is older than its period, holding the warehouse lease, and
+    record an audit row per table (lifecycle.audit), zeros included."""
+    from ocse import runlock
+    from ocse.lifecycle.config import RetentionConfigError
+    from ocse.lifecycle.guard import AppendOnlyViolation
+    from ocse.lifecycle.retention import run_retention
+
+    settings = _lifecycle_settings(warehouse)
+    username, _ = _who(as_user)
+    try:
+        result = run_retention(settings, dry_run=dry_run, requested_by=username, log=click.echo)
+    except runlock.WarehouseBusyError as exc:
+        click.echo(click.style(f"Refused: {exc}", fg="red"), err=True)
+        sys.exit(EXIT_BUSY)
+    except (RetentionConfigError, AppendOnlyViolation) as exc:
+        raise click.ClickException(str(exc)) from None
+    if dry_run:
+        click.echo(
+            f"Dry run {result.run_id}: {result.rows_removed:,} row(s) would go; nothing was "
+            "changed or recorded."
+        )
+    else:
+        click.echo(
+            f"Retention run {result.run_id}: {result.rows_removed:,} row(s) removed; "
+            f"{len(result.purges)} audit rows in lifecycle.audit (by {username})."
+        )
+
+
+@retention_group.command("show")
+def retention_show() -> None:
+    """The period, floor and today's cutoff of every table."""
+    from datetime import UTC
+
+    from ocse.lifecycle.config import RetentionConfigError, known_tables, load_retention_config
+    from ocse.lifecycle.retention import cutoff
+    from ocse.settings import get_settings
+
+    settings = get_settings()
+    try:
+        config = load_retention_config(settings.retention_config)
+    except RetentionConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    now = datetime.now(UTC)
+    click.echo(f"{settings.retention_config}:")
+    for name, rule in known_tables().items():
+        days = config.period(name)
+        cut = cutoff(days, now, settings.reporting_tz).isoformat() if days else "-"
+        shown = f"{days} days" if days else "forever"
+        click.echo(f"  {name:<26} {shown:<10} floor {rule.floor_days:>4}  cutoff today {cut}")
+
+
+@main.command("erase")
+@click.option("--ref", "ref", required=True, help="The pseudonym to erase (p<version>:<hex>).")
+@click.option("--request-id", "request_id", required=True, help="The request's id (ticket).")
+@click.option(
+    "--no-publish",
+    is_flag=True,
+    help="Do not republish the serving snapshot now (it keeps the ref until the next run).",
+)
+@_WAREHOUSE_OPTION
+@_AS_USER_OPTION
+def erase_command(ref, request_id, no_publish, warehouse, as_user) -> None:
+    """Erase one person's pseudonym from the warehouse, the alert store, the access log and
+    the serving snapshot, holding the warehouse lease; once per request id."""
+    from ocse import runlock
+    from ocse.lifecycle.erasure import ErasureError, erase
+    from ocse.lifecycle.guard import AppendOnlyViolation
+
+    settings = _lifecycle_settings(warehouse)
+    username, _ = _who(as_user)
+    try:
+        result = erase(
+            ref, request_id, requested_by=username, settings=settings, publish=not no_publish
+        )
+    except runlock.WarehouseBusyError as exc:
+        click.echo(click.style(f"Refused: {exc}", fg="red"), err=True)
+        sys.exit(EXIT_BUSY)
+    except (ErasureError, AppendOnlyViolation) as exc:
+        raise click.ClickException(str(exc)) from None
+    who = f"request {result.request_id} (ref sha256 {result.ref_sha256[:16]}…)"
+    if result.already_done:
+        click.echo(f"Already erased: {who} completed at {result.completed_at}; nothing changed.")
+    else:
+        click.echo(
+            f"Erased {who}: {result.refs} ref(s), {result.rows_removed:,} row(s) removed, "
+            f"{result.values_cleared:,} row(s) with a field cleared."
+        )
+        for table, n in sorted(result.removed.items()):
+            click.echo(f"  {table:<40} {n:>8,} removed")
+        for table, n in sorted(result.cleared.items()):
+            click.echo(f"  {table:<40} {n:>8,} cleared")
+        for table, n in sorted(result.redacted.items()):
+            click.echo(f"  {table:<40} {n:>8,} redacted")
+        click.echo(
+            "Serving snapshot republished without it."
+            if result.republished
+            else "No serving snapshot republished: the next run publishes without it."
+        )
+        click.echo("The next pipeline run rebuilds the incremental marts in full.")
+    if result.remaining:
+        where = ", ".join(f"{t} ({n})" for t, n in sorted(result.remaining.items()))
+        click.echo(click.style(f"Still found in: {where}", fg="red"), err=True)
+        if result.already_done:
+            click.echo("These rows arrived after the erasure: erase them with a new request id.")
+        sys.exit(1)
+
+
+@main.group("seal")
+def seal_group() -> None:
+    """The append-only seal of raw history, the ledger and the quarantine."""
+
+
+@seal_group.command("verify")
+@click.option("--full", is_flag=True, help="Recompute every checksum (reads every row).")
+@_WAREHOUSE_OPTION
+def seal_verify(full: bool, warehouse: Path | None) -> None:
+    """Check that the append-only tables only grew since they were sealed; seal what the
+    gate appended. Exit 1 naming the table when rows vanished or changed."""
+
+    def body(conn) -> None:
+        click.echo(_guard().verify(conn, full=full, by="ocse seal verify").line())
+
+    _seal_command(warehouse, body)
+
+
+@seal_group.command("accept")
+@click.option("--reason", required=True, help="Why the change is accepted (recorded).")
+@_WAREHOUSE_OPTION
+@_AS_USER_OPTION
+def seal_accept(reason: str, warehouse: Path | None, as_user: str | None) -> None:
+    """After a violation was investigated: seal the tables as they are now (audit rows
+    seal_accept with who, why, and the rows sealed before and now)."""
+    username, _ = _who(as_user)
+
+    def body(conn) -> None:
+        counts = _guard().accept(conn, reason=reason, requested_by=username)
+        click.echo(f"Sealed {len(counts)} tables as they are now, by {username}: {reason}")
+
+    _seal_command(warehouse, body)
+
+
+def _guard():
+    from ocse.lifecycle import guard
+
+    return guard
+
+
+def _seal_command(warehouse: Path | None, body) -> None:
+    from ocse import runlock
+    from ocse.warehouse import connect, ensure_schema
+
+    settings = _lifecycle_settings(warehouse)
+    try:
+        lease = runlock.acquire(settings.warehouse, trigger="seal")
+    except runlock.WarehouseBusyError as exc:
+        click.echo(click.style(f"Refused: {exc}", fg="red"), err=True)
+        sys.exit(EXIT_BUSY)
+    try:
+        conn = connect(settings.warehouse)
+        try:
+            ensure_schema(conn)
+            body(conn)
+        except _guard().AppendOnlyViolation as exc:
+            raise click.ClickException(str(exc)) from None
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
+        finally:
+            conn.close()
+    finally:
+        runlock.release(lease)
 
 
 main.add_command(generate_command)

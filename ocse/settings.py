@@ -49,6 +49,14 @@ class OcseSettings(BaseSettings):
     pseudonym_key_version: int = Field(
         1, ge=1, description="Version of the key, part of every ref."
     )
+    pseudonym_previous_key_file: Path | None = Field(
+        None,
+        description="During a key rotation's transition window: the file of the key the "
+        "current one replaces (`ocse keys rotate` prints it). Unset it when the window ends.",
+    )
+    pseudonym_previous_key_version: int | None = Field(
+        None, ge=1, description="Version of the previous key (default: the current one - 1)."
+    )
     reporting_tz: str = Field("Asia/Shanghai", description="Days, weeks and months are taken here.")
     as_of: datetime | None = Field(None, description="As-of time T of a run; default now.")
     plausible_from: datetime | None = Field(
@@ -134,6 +142,22 @@ class OcseSettings(BaseSettings):
         description="Where the Dagster research-export job writes its exports.",
     )
 
+    retention_config: Path = Field(
+        PROJECT_ROOT / "retention.yaml",
+        description="Retention period per table (raw history, quarantine, alert store, access "
+        "log), enforced by `ocse retention run` and the Dagster job ocse_retention.",
+    )
+    retention_cron: str = Field(
+        "30 3 * * *",
+        description="When the retention job runs (cron, in OCSE_REPORTING_TZ).",
+    )
+    append_only_verify: Literal["counts", "full"] = Field(
+        "counts",
+        description="What every pipeline run checks of the append-only tables before it "
+        "starts: row counts (milliseconds), or full checksums (reads every row). Retention and "
+        "erasure always check in full.",
+    )
+
     @field_validator(
         "landing_dir",
         "warehouse",
@@ -144,6 +168,7 @@ class OcseSettings(BaseSettings):
         "alerts_db",
         "access_db",
         "export_dir",
+        "retention_config",
     )
     @classmethod
     def _expand_home(cls, value: Path | None) -> Path | None:
@@ -187,14 +212,7 @@ class OcseSettings(BaseSettings):
         if self.pseudonym_key:
             key = self.pseudonym_key.encode()
         elif self.pseudonym_key_file:
-            try:
-                key = self.pseudonym_key_file.read_bytes().strip()
-            except OSError as exc:
-                raise MissingPseudonymKeyError(
-                    f"Cannot read the pseudonymisation key file {self.pseudonym_key_file}: "
-                    f"{exc.strerror}. Create it (for the demo: `ocse keygen`) or set "
-                    "OCSE_PSEUDONYM_KEY_FILE to the right path."
-                ) from None
+            key = read_key_file(self.pseudonym_key_file, "OCSE_PSEUDONYM_KEY_FILE")
         else:
             raise MissingPseudonymKeyError(
                 "No pseudonymisation key: set OCSE_PSEUDONYM_KEY_FILE (or OCSE_PSEUDONYM_KEY). "
@@ -204,6 +222,43 @@ class OcseSettings(BaseSettings):
         if len(key) < 16:
             raise MissingPseudonymKeyError("The pseudonymisation key must be at least 16 bytes.")
         return key
+
+    def pseudonym_keys(self):
+        """The current key, carrying the previous one during a rotation's transition window."""
+        from ocse.pseudonymise import PseudonymKey
+
+        key = PseudonymKey.from_secret(self.key_bytes, self.pseudonym_key_version)
+        if self.pseudonym_previous_key_file is None:
+            return key
+        previous = PseudonymKey.from_secret(
+            read_key_file(self.pseudonym_previous_key_file, "OCSE_PSEUDONYM_PREVIOUS_KEY_FILE"),
+            self.pseudonym_previous_key_version or self.pseudonym_key_version - 1,
+        )
+        try:
+            return key.with_previous(previous)
+        except ValueError as exc:
+            raise MissingPseudonymKeyError(f"OCSE_PSEUDONYM_PREVIOUS_KEY_VERSION: {exc}") from None
+
+
+def read_key_file(path: Path, setting: str) -> bytes:
+    """A key file's bytes; refused when other users may read it (a key readable by anyone on
+    the machine is not a secret), or when it is too short."""
+    try:
+        mode = path.stat().st_mode
+        key = path.read_bytes().strip()
+    except OSError as exc:
+        raise MissingPseudonymKeyError(
+            f"Cannot read the pseudonymisation key file {path}: {exc.strerror}. Create it (for "
+            f"the demo: `ocse keygen`) or set {setting} to the right path."
+        ) from None
+    if mode & 0o077:
+        raise MissingPseudonymKeyError(
+            f"The pseudonymisation key file {path} is readable by other users (mode "
+            f"{mode & 0o777:o}): make it private with `chmod 600 {path}`."
+        )
+    if len(key) < 16:
+        raise MissingPseudonymKeyError(f"The pseudonymisation key in {path} is under 16 bytes.")
+    return key
 
 
 def get_settings() -> OcseSettings:

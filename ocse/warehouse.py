@@ -4,6 +4,8 @@ Layout of the DuckDB file:
 - `raw.<feed>`: every valid version of every record, personal identifiers pseudonymised,
   with the file and row it came from (written only by the gate).
 - `ingest.ledger`, `ingest.quarantine`: the gate's bookkeeping.
+- `ingest.key_versions`, `ingest.pseudonym_links`: which key made which refs, and the links
+  that keep a person one ref across a key rotation (ocse/keys.py).
 - `staging`, `marts`: built by dbt from the above.
 Timestamps are TIMESTAMPTZ and every connection runs in UTC.
 """
@@ -15,6 +17,7 @@ from pathlib import Path
 import duckdb
 
 from ocse.contracts import LINEAGE_COLUMNS, FeedContract, Field, all_contracts
+from ocse.keys import ensure_key_tables
 
 SQL_TYPES = {
     "string": "varchar",
@@ -138,6 +141,7 @@ def ensure_schema(conn: duckdb.DuckDBPyConnection) -> None:
     conn.execute(LEDGER_DDL)
     _migrate_ledger(conn)
     conn.execute(QUARANTINE_DDL)
+    ensure_key_tables(conn)
     for contract in all_contracts():
         cols = ",\n    ".join(f"{name} {typ}" for name, typ in raw_columns(contract))
         conn.execute(f"create table if not exists raw.{contract.feed} (\n    {cols}\n)")

@@ -82,8 +82,8 @@ class WarehouseResource(dg.ConfigurableResource):
         return connect(self.settings.warehouse)
 
     def pseudonym_key(self) -> PseudonymKey:
-        settings = self.settings
-        return PseudonymKey.from_secret(settings.key_bytes, settings.pseudonym_key_version)
+        """The current key (with the previous one during a rotation: ocse/keys.py)."""
+        return self.settings.pseudonym_keys()
 
     def as_of(self, context: dg.OpExecutionContext | dg.AssetCheckExecutionContext) -> datetime:
         """T for this run: the run's `ocse/as_of` tag (an explicit backfill), else OCSE_AS_OF,

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 
 import duckdb
 
+from ocse import keys
 from ocse.contracts import FeedContract, load_contract
 from ocse.ingest.discovery import LandedFile, discover
 from ocse.ingest.groups import Member, SplitGroup, plan_groups, read_group
@@ -175,15 +176,40 @@ def _insert_ledger(conn, file: LandedFile, sha: str, result: FileResult, links: 
 
 
 def _pseudonym_table(conn: duckdb.DuckDBPyConnection, contract: FeedContract, key) -> None:
-    """`_refs`: the pseudonym of every distinct personal identifier of `_checked`. An account
-    appears in many rows; the HMAC (two SHA-256) runs once per account, not once per row."""
+    """`_refs`: the ref of every distinct personal identifier of `_checked`. An account
+    appears in many rows; the HMAC (two SHA-256) runs once per account, not once per row.
+
+    The ref is the person's canonical one: the pseudonym under the current key, or, when a
+    key rotation linked that pseudonym to an earlier one, the earlier one (ocse/keys.py).
+    While the previous key is configured (the transition window) both pseudonyms of every
+    identifier are computed and the link recorded, in the caller's transaction."""
     union = " union ".join(
         f"select s_{f.name} as v from _checked" for f in contract.fields if f.personal
     )
+    params = sql_params(key)
+    old = ""
+    if key.previous is not None:
+        old = f", {pseudonym_sql('v', '_previous')} as old_ref"
+        params |= sql_params(key.previous, "_previous")
     conn.execute(
-        f"create or replace temp table _refs as select v, {pseudonym_sql('v')} as ref "
-        f"from (select distinct v from ({union}) where v is not null)",
-        sql_params(key),
+        f"create or replace temp table _refs_seen as select v, {pseudonym_sql('v')} as new_ref"
+        f"{old} from (select distinct v from ({union}) where v is not null)",
+        params,
+    )
+    if key.previous is not None:
+        conn.execute(
+            """
+            insert into ingest.pseudonym_links
+            select s.new_ref, coalesce(earlier.canonical_ref, s.old_ref), now()
+            from _refs_seen as s
+            left join ingest.pseudonym_links as earlier on earlier.ref = s.old_ref
+            where not exists (select 1 from ingest.pseudonym_links as l where l.ref = s.new_ref)
+            """
+        )
+    conn.execute(
+        "create or replace temp table _refs as "
+        "select s.v, coalesce(l.canonical_ref, s.new_ref) as ref from _refs_seen as s "
+        "left join ingest.pseudonym_links as l on l.ref = s.new_ref"
     )
 
 
@@ -242,6 +268,7 @@ _TEMP_OBJECTS = (
     ("table", "_batch_src"),
     ("table", "_checked"),
     ("table", "_refs"),
+    ("table", "_refs_seen"),
     ("table", "_file_names"),
     ("table", "_group_files"),
     ("table", "_group_offsets"),
@@ -404,6 +431,16 @@ def _process_group(
     return results
 
 
+def _verified_key(conn, key: PseudonymKey, progress) -> PseudonymKey:
+    """The key checked against the warehouse's key registry (KeyMismatchError otherwise)."""
+    key, warnings = keys.verify(conn, key)
+    for warning in warnings:
+        log.warning(warning)
+        if progress:
+            progress(warning)
+    return key
+
+
 def ingest_landing(
     conn: duckdb.DuckDBPyConnection,
     landing_dir,
@@ -413,6 +450,7 @@ def ingest_landing(
     """Ingest every complete file under `landing_dir` whose content is not yet in the ledger
     (idempotent)."""
     ensure_schema(conn)
+    key = _verified_key(conn, key, progress)
     summary = IngestSummary()
     known = Known.read(conn)
     # File ids follow discovery order; each file gets exactly one ledger row (or the run

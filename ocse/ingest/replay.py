@@ -24,7 +24,7 @@ import duckdb
 
 from ocse.contracts import FEEDS
 from ocse.ingest.discovery import LandedFile
-from ocse.ingest.gate import FileResult, Links, _next_file_id, _process_file
+from ocse.ingest.gate import FileResult, Links, _next_file_id, _process_file, _verified_key
 from ocse.ingest.groups import Member
 from ocse.pseudonymise import PseudonymKey
 from ocse.warehouse import ensure_schema
@@ -113,6 +113,7 @@ def replay_rejected(
 ) -> ReplaySummary:
     ensure_schema(conn)
     _check_feed(feed)
+    key = _verified_key(conn, key, progress)
     summary = ReplaySummary("rejected")
     todo = [r for r in _roots(conn, feed, since) if r[4] == "rejected"]
     for n, (root_id, name, file_feed, sha, _) in enumerate(todo, 1):
@@ -194,6 +195,7 @@ def replay_quarantine(
 ) -> ReplaySummary:
     ensure_schema(conn)
     _check_feed(feed)
+    key = _verified_key(conn, key, progress)
     summary = ReplaySummary("quarantine")
     by_root: dict[int, list[int]] = {}
     for root_id, row_number in _candidate_rows(conn, reason, feed, since):
