@@ -243,6 +243,10 @@ def live_loop(work: Path, days: int, hits: int, seconds: float) -> dict:
     generated = time.monotonic() - started
     loop.start()
     try:
+        # A daemon that cannot load the definitions requests nothing: say so, do not hang.
+        loop.wait_for(
+            lambda: loop.pipeline_runs(), 300, f"a first run request (see {loop.logs}/daemon.log)"
+        )
         loop.wait_for(lambda: loop.successful_runs() >= 1, 3600, "the first run")
         first_run_done = time.monotonic()
         while time.monotonic() - first_run_done < seconds:
