@@ -129,11 +129,18 @@ def _run_pipeline(settings: OcseSettings, as_of: datetime, full_refresh: bool, i
     import dagster as dg
 
     from dagster_project.defs.resources import AS_OF_TAG, FULL_REFRESH_TAG
+    from ocse.lifecycle import guard
     from ocse.warehouse import connect, ensure_schema
 
     conn = connect(settings.warehouse)
     try:
         ensure_schema(conn)
+        # Raw history, ledger and quarantine only grow outside retention and erasure: a run
+        # on rows deleted or changed behind their back refuses, naming the table.
+        try:
+            guard.verify(conn, full=settings.append_only_verify == "full", by="ocse run")
+        except guard.AppendOnlyViolation as exc:
+            return RunSummary(success=False, run_id="refused", as_of=as_of, failure=str(exc))
         (before,) = conn.execute("select coalesce(max(file_id), 0) from ingest.ledger").fetchone()
     finally:
         conn.close()
