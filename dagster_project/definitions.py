@@ -22,6 +22,7 @@ from dagster_project.defs.ingest.assets import landing_gate
 from dagster_project.defs.ingest.checks import contract_checks
 from dagster_project.defs.ingest.sensors import landing_sensor
 from dagster_project.defs.jobs import ocse_pipeline, pipeline_schedule
+from dagster_project.defs.lifecycle.jobs import ocse_retention, retention_schedule
 from dagster_project.defs.publish.assets import serving_snapshot
 from dagster_project.defs.resources import WarehouseResource
 
@@ -41,9 +42,9 @@ defs = dg.Definitions(
         research_export,
     ],
     asset_checks=contract_checks,
-    jobs=[ocse_pipeline, ocse_alerts, research_export_job],
+    jobs=[ocse_pipeline, ocse_alerts, research_export_job, ocse_retention],
     sensors=[landing_sensor, pipeline_failure_alert_sensor, alert_delivery_sensor],
-    schedules=[pipeline_schedule, alert_digest_schedule],
+    schedules=[pipeline_schedule, alert_digest_schedule, retention_schedule],
     # DuckDB allows one writing process: every step of a run executes in the run's own
     # process, one after another (a step per process would collide on the file lock).
     executor=dg.in_process_executor,
