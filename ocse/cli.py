@@ -888,8 +888,9 @@ def retention_run(dry_run: bool, warehouse: Path | None, as_user: str | None) ->
         )
     else:
         click.echo(
-            f"Retention run {result.run_id}: {result.rows_removed:,} row(s) removed; "
-            f"{len(result.purges)} audit rows in lifecycle.audit (by {username})."
+            f"Retention run {result.run_id}: {result.rows_removed:,} row(s) removed, "
+            f"{result.rows_cleared:,} cleared; {len(result.purges)} audit rows in "
+            f"lifecycle.audit (by {username})."
         )
 
 

@@ -205,7 +205,10 @@ def test_retention_purges_by_the_rules_and_audits_every_table(world):
         assert _keys(conn, "screening_hits") == ["h-black", "h-content"]
         assert _keys(conn, "enforcement_actions") == ["a-black", "a-young"]
         assert _keys(conn, "cases") == []
-        assert conn.execute("select count(*) from ingest.quarantine").fetchone() == (0,)
+        # an old quarantine row keeps its file, row and reasons; its record is cleared
+        assert conn.execute("select reason_codes, record from ingest.quarantine").fetchall() == [
+            (["unknown_code:channel"], "{}")
+        ]
         # staging follows raw history; the incremental marts rebuild in full next run
         staged = conn.execute("select report_id from staging.stg_reports__reports order by 1")
         assert staged.fetchall() == [("r-linked",), ("r-young",)]
@@ -218,7 +221,13 @@ def test_retention_purges_by_the_rules_and_audits_every_table(world):
         assert audit["raw.screening_hits"][0] == 1
         assert audit["raw.enforcement_actions"][0] == 1
         assert audit["raw.cases"][0] == 1
-        assert audit["ingest.quarantine"][0] == 1
+        assert audit["ingest.quarantine"][0] == 0
+        (cleared,) = conn.execute(
+            "select values_cleared from lifecycle.audit where run_id = ? "
+            "and table_name = 'ingest.quarantine'",
+            [result.run_id],
+        ).fetchone()
+        assert cleared == 1
         assert audit["alerts.outbox"][0] == 2
         assert audit["alerts.deliveries"][0] == 2
         assert audit["alerts.evaluations"][0] == 1

@@ -11,7 +11,9 @@ append-only check:
   and the record stays: the report, the review, the case happened, and the contract allows
   the field to be empty (as for an anonymous reporter). Both are applied to staging too,
   so staging stays the current version of each record in raw history;
-- `ingest.quarantine`: every row whose record mentions the ref;
+- `ingest.quarantine`: in every row whose record mentions the ref, the ref's value becomes
+  null (the record is cleared to `{}` if it still mentions it): the row stays with its
+  reason codes, as the ledger counts it (dbt test assert_quarantine_matches_ledger);
 - `ingest.pseudonym_links` (key rotation, ocse/keys.py: `ref -> canonical_ref`): the
   refs linked to the ref, transitively in both directions (the canonical ref and every
   later-key ref of the person), are erased exactly like the ref, and their links deleted;
@@ -304,10 +306,26 @@ def _erase_by_mention(conn, tables: Iterable[str], refs: set[str], result: Erasu
             result.removed[table] = result.removed.get(table, 0) + n
 
 
+def _erase_quarantine(conn, refs: set[str], result: ErasureResult) -> None:
+    where = mentions_sql([("record", "text")], refs)
+    n = _count(conn, f"select count(*) from ingest.quarantine where {where}")
+    if not n:
+        return
+    for ref in sorted(refs):  # the ref as a JSON string value -> null
+        conn.execute(
+            "update ingest.quarantine set record = replace(record, $quoted, 'null') "
+            "where contains(record, $quoted)",
+            {"quoted": f'"{ref}"'},
+        )
+    conn.execute(f"update ingest.quarantine set record = '{{}}' where {where}")
+    result.cleared["ingest.quarantine"] = n
+
+
 def _erase_warehouse(conn, refs: set[str], result: ErasureResult) -> list[str]:
     """Everything in the warehouse; returns the sealed tables changed."""
     _erase_raw(conn, refs, result)
-    _erase_by_mention(conn, ["ingest.quarantine", LINKS_TABLE], refs, result)
+    _erase_quarantine(conn, refs, result)
+    _erase_by_mention(conn, [LINKS_TABLE], refs, result)
     others = [
         t
         for t in text_columns(conn)

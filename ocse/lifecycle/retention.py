@@ -18,8 +18,11 @@ Rules, per table (why: README, "Operating the warehouse"):
   The records purged are also deleted from staging, and the watermarks of the incremental
   marts (`intermediate.incremental_state`) are cleared so the next run rebuilds them in full:
   the marts equal a full build from what raw history now holds.
-- `ingest.quarantine`: rows quarantined before the cutoff (the ledger keeps each file's
-  counts forever; it is never purged: it is what makes a file be processed once).
+- `ingest.quarantine`: rows quarantined before the cutoff lose their record (the refused
+  row's values, pseudonyms included, become `{}`); the file, row number and reason codes
+  stay, so the quarantine still itemises exactly the rows the ledger counts (dbt test
+  assert_quarantine_matches_ledger), as the ledger keeps each file's counts forever (it is
+  never purged: it is what makes a file be processed once).
 - `alerts.outbox` (with `alerts.deliveries`): an alert resolved (a state alert) or raised
   (an event) before the cutoff, none of whose deliveries is pending or being sent.
 - `alerts.delivery_rounds`, `alerts.requeues`: rows older than the cutoff;
@@ -51,6 +54,8 @@ RECORD_KEYS = {
     "enforcement_actions": "action_id",
     "cases": "case_id",
 }
+# What a quarantine row's record becomes past its period.
+CLEARED_RECORD = "{}"
 _SHORT = {"screening_hits": "hits", "reports": "reports", "enforcement_actions": "actions",
           "cases": "cases"}  # fmt: skip
 
@@ -62,6 +67,7 @@ class Purge:
     cutoff: datetime | None
     rows: int  # removed (or, in a dry run, that would be)
     detail: dict = field(default_factory=dict)
+    cleared: int = 0  # rows kept with their personal content cleared (quarantine records)
 
 
 @dataclass
@@ -74,6 +80,10 @@ class RetentionResult:
     @property
     def rows_removed(self) -> int:
         return sum(p.rows for p in self.purges)
+
+    @property
+    def rows_cleared(self) -> int:
+        return sum(p.cleared for p in self.purges)
 
 
 def cutoff(days: int, now: datetime, tz: str) -> datetime:
@@ -248,12 +258,14 @@ def _purge_raw(conn, cutoffs: dict[str, datetime | None]) -> list[Purge]:
 def _purge_quarantine(conn, cut: datetime | None) -> Purge:
     if cut is None:
         return Purge("warehouse", "ingest.quarantine", None, 0, {"kept": "forever"})
-    (n,) = conn.execute(
-        "select count(*) from ingest.quarantine where quarantined_at < ?", [cut]
-    ).fetchone()
+    where = f"quarantined_at < ? and record <> '{CLEARED_RECORD}'"
+    (n,) = conn.execute(f"select count(*) from ingest.quarantine where {where}", [cut]).fetchone()
     if n:
-        conn.execute("delete from ingest.quarantine where quarantined_at < ?", [cut])
-    return Purge("warehouse", "ingest.quarantine", cut, n, {"rule": "quarantined before cutoff"})
+        conn.execute(
+            f"update ingest.quarantine set record = '{CLEARED_RECORD}' where {where}", [cut]
+        )
+    rule = "quarantined before cutoff: record cleared; file, row and reason codes kept"
+    return Purge("warehouse", "ingest.quarantine", cut, 0, {"rule": rule}, cleared=n)
 
 
 def _sqlite_ts(value: datetime) -> str:
@@ -413,6 +425,7 @@ def run_retention(
                 run_id,
                 requested_by,
                 cutoff=p.cutoff,
+                values_cleared=p.cleared,
                 detail=p.detail,
             )
             for p in purges
@@ -439,7 +452,7 @@ def run_retention(
                     for p in purges:
                         if p.table.startswith("raw.") and p.rows:
                             p.detail["incremental_marts_reset"] = cleared
-                changed = [p.table for p in purges if p.rows]
+                changed = [p.table for p in purges if p.rows or p.cleared]
                 if changed:
                     guard.reseal(conn, changed, by=run_id)
                 if dry_run:
@@ -490,5 +503,6 @@ def run_retention(
     for p in result.purges:
         when = p.cutoff.isoformat() if p.cutoff else "kept forever"
         verb = "would remove" if dry_run else "removed"
-        say(f"{p.table:<26} cutoff {when:<27} {verb} {p.rows:,}")
+        cleared = f", {'would clear' if dry_run else 'cleared'} {p.cleared:,}" if p.cleared else ""
+        say(f"{p.table:<26} cutoff {when:<27} {verb} {p.rows:,}{cleared}")
     return result
