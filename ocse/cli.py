@@ -959,11 +959,15 @@ def erase_command(ref, request_id, no_publish, warehouse, as_user) -> None:
             click.echo(f"  {table:<40} {n:>8,} cleared")
         for table, n in sorted(result.redacted.items()):
             click.echo(f"  {table:<40} {n:>8,} redacted")
-        click.echo(
-            "Serving snapshot republished without it."
-            if result.republished
-            else "No serving snapshot republished: the next run publishes without it."
-        )
+        if result.republished:
+            click.echo("Serving snapshot republished without it.")
+        elif result.stale_snapshot:
+            click.echo(
+                f"The serving snapshot still shows it in {len(result.stale_snapshot)} table(s) "
+                "until the next run publishes (--no-publish)."
+            )
+        else:
+            click.echo("No serving snapshot yet: the first run publishes without it.")
         click.echo("The next pipeline run rebuilds the incremental marts in full.")
     if result.remaining:
         where = ", ".join(f"{t} ({n})" for t, n in sorted(result.remaining.items()))

@@ -137,6 +137,19 @@ def world(ocse_env, key):
 
     access_store().log("ops1", "operations", "page_view", "offenders", {"account": ref})
     access_store().log("ops1", "operations", "page_view", "overview", {})
+    # a published snapshot of those marts and alerts, as a run leaves it
+    from ocse.serving import publish_snapshot
+
+    conn = connect(settings.warehouse)
+    publish_snapshot(
+        conn,
+        settings.serving,
+        as_of=datetime(2025, 3, 31, 16, 0, tzinfo=UTC),
+        run_id="first-run",
+        reporting_tz=settings.reporting_tz,
+        alerts_store=settings.alerts_store,
+    )
+    conn.close()
     return {
         "settings": settings,
         "ref": ref,
@@ -147,9 +160,24 @@ def world(ocse_env, key):
 
 def test_erasure_removes_every_row_of_the_ref_and_its_linked_refs(world):
     settings, ref = world["settings"], world["ref"]
-    result = erase(ref, "REQ-1", requested_by="dpo", settings=settings, publish=False)
+    snap = open_snapshot(settings.serving)
+    assert scan_duckdb(snap, ref)  # marts.dim_user_tiers, alerts.outbox
+    snap.close()
+    result = erase(ref, "REQ-1", requested_by="dpo", settings=settings)
     assert result.refs == 3
     assert result.remaining == {}
+    assert result.republished
+    snap = open_snapshot(settings.serving)
+    try:
+        for needle in [ref, *world["linked"]]:
+            assert scan_duckdb(snap, needle) == {}
+        assert snap.execute("select as_of, run_id from meta.snapshot").fetchone() == (
+            datetime(2025, 3, 31, 16, 0, tzinfo=UTC),
+            "erasure-REQ-1",
+        )
+        assert scan_duckdb(snap, world["other"])  # the other person is still published
+    finally:
+        snap.close()
     conn = connect(settings.warehouse)
     try:
         for needle in [ref, *world["linked"]]:
@@ -203,14 +231,14 @@ def test_erasure_removes_every_row_of_the_ref_and_its_linked_refs(world):
 
 def test_a_second_erasure_with_the_same_request_id_changes_nothing(world):
     settings, ref = world["settings"], world["ref"]
-    erase(ref, "REQ-1", requested_by="dpo", settings=settings, publish=False)
+    erase(ref, "REQ-1", requested_by="dpo", settings=settings)
     conn = connect(settings.warehouse)
     before = _snapshot_of(conn)
     seal = conn.execute("select * from lifecycle.seal order by 1").fetchall()
     conn.close()
     alerts_before = scan_sqlite(settings.alerts_store, "a")
 
-    again = erase(ref, "REQ-1", requested_by="dpo", settings=settings, publish=False)
+    again = erase(ref, "REQ-1", requested_by="dpo", settings=settings)
     assert again.already_done and again.remaining == {}
     assert again.rows_removed == 0
     conn = connect(settings.warehouse)
@@ -230,7 +258,7 @@ def test_a_second_erasure_with_the_same_request_id_changes_nothing(world):
 
 def test_a_request_id_is_one_ref_and_a_raw_id_is_refused_unechoed(world):
     settings, ref = world["settings"], world["ref"]
-    erase(ref, "REQ-1", requested_by="dpo", settings=settings, publish=False)
+    erase(ref, "REQ-1", requested_by="dpo", settings=settings)
     with pytest.raises(ErasureError, match="already used for another ref"):
         erase(world["other"], "REQ-1", requested_by="dpo", settings=settings)
     result = CliRunner().invoke(main, ["erase", "--ref", PERSON, "--request-id", "REQ-2"])
@@ -335,14 +363,42 @@ def test_erasure_on_a_published_warehouse_and_the_runs_after_it(ocse_env, tmp_pa
 
 
 def _marts(settings) -> dict[str, list]:
-    wh = connect(settings.warehouse, read_only=True)
+    """Every staging table (without its watermarks) and every mart, rows sorted."""
+    watermarks = {"_staged_as_of", "_staged_through_file_id", "source_file_id"}
+    wh = connect(settings.warehouse)
     try:
-        tables = wh.execute(
-            "select table_name from duckdb_tables() where schema_name = 'marts' order by 1"
-        ).fetchall()
-        return {
-            t: sorted(map(repr, wh.execute(f"select * from marts.{t}").fetchall()))
-            for (t,) in tables
-        }
+        built = {}
+        for schema, table in wh.execute(
+            "select schema_name, table_name from duckdb_tables() "
+            "where schema_name in ('staging', 'marts') order by 1, 2"
+        ).fetchall():
+            columns = [
+                c
+                for (c,) in wh.execute(
+                    "select column_name from duckdb_columns() where schema_name = ? "
+                    "and table_name = ? order by column_index",
+                    [schema, table],
+                ).fetchall()
+                if c not in watermarks
+            ]
+            select = ", ".join(f'"{c}"' for c in columns)
+            built[f"{schema}.{table}"] = sorted(
+                map(repr, wh.execute(f"select {select} from {schema}.{table}").fetchall())
+            )
+        return built
     finally:
         wh.close()
+
+
+def test_without_publishing_the_snapshot_is_named_stale_until_the_next_run(world):
+    ref = world["ref"]
+    result = CliRunner().invoke(
+        main, ["erase", "--ref", ref, "--request-id", "T-43", "--no-publish"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "The serving snapshot still shows it in" in result.output
+    snap = open_snapshot(world["settings"].serving)
+    try:
+        assert scan_duckdb(snap, ref)  # until the next run publishes
+    finally:
+        snap.close()

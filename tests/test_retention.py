@@ -469,14 +469,28 @@ def _kept_numbers(settings, kept_from) -> dict[str, list]:
 
 
 def _marts(settings) -> dict[str, list]:
+    """Every staging table (without its watermarks) and every mart, rows sorted."""
+    watermarks = {"_staged_as_of", "_staged_through_file_id", "source_file_id"}
     wh = connect(settings.warehouse)
     try:
-        tables = wh.execute(
-            "select table_name from duckdb_tables() where schema_name = 'marts' order by 1"
-        ).fetchall()
-        return {
-            t: sorted(map(repr, wh.execute(f"select * from marts.{t}").fetchall()))
-            for (t,) in tables
-        }
+        built = {}
+        for schema, table in wh.execute(
+            "select schema_name, table_name from duckdb_tables() "
+            "where schema_name in ('staging', 'marts') order by 1, 2"
+        ).fetchall():
+            columns = [
+                c
+                for (c,) in wh.execute(
+                    "select column_name from duckdb_columns() where schema_name = ? "
+                    "and table_name = ? order by column_index",
+                    [schema, table],
+                ).fetchall()
+                if c not in watermarks
+            ]
+            select = ", ".join(f'"{c}"' for c in columns)
+            built[f"{schema}.{table}"] = sorted(
+                map(repr, wh.execute(f"select {select} from {schema}.{table}").fetchall())
+            )
+        return built
     finally:
         wh.close()

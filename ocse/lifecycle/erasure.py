@@ -89,6 +89,8 @@ class ErasureResult:
     redacted: dict[str, int] = field(default_factory=dict)  # table -> rows redacted
     republished: bool = False
     remaining: dict[str, int] = field(default_factory=dict)  # where the ref is still found
+    # --no-publish: the snapshot tables still showing it until the next run publishes
+    stale_snapshot: dict[str, int] = field(default_factory=dict)
 
     @property
     def rows_removed(self) -> int:
@@ -557,6 +559,12 @@ def erase(
             if publish:
                 result.republished = republish(conn, settings, run_id)
             result.remaining = remaining_mentions(conn, settings, refs)
+            if not publish:
+                result.stale_snapshot = {
+                    t: n for t, n in result.remaining.items() if t.startswith("serving:")
+                }
+                for t in result.stale_snapshot:
+                    del result.remaining[t]
             result.completed_at = datetime.now(UTC)
             conn.execute(
                 "insert into lifecycle.erasures values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -576,6 +584,7 @@ def erase(
                             "redacted": result.redacted,
                             "republished": result.republished,
                             "remaining": result.remaining,
+                            "stale_snapshot": result.stale_snapshot,
                         },
                         sort_keys=True,
                     ),
