@@ -158,6 +158,11 @@ class LiveLoop:
             "OCSE_PIPELINE_INTERVAL_MINUTES": "1",
         }
         self.env.pop("OCSE_AS_OF", None)  # live: T is each run's start
+        # The instance's storage is created by whichever process opens it first; the daemon
+        # and this harness's sampler starting together raced on it (alembic_version: UNIQUE
+        # constraint failed, and the daemon died). Create it here, before either starts.
+        with self.instance() as instance:
+            instance.get_runs(limit=1)
         return self.env
 
     def _spawn(self, name: str, args: list[str]) -> None:
