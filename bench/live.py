@@ -343,8 +343,21 @@ class LiveLoop:
         return found["run_id"]
 
     def settle(self, timeout: float = 300) -> None:
-        """Wait until no pipeline or alert run is waiting or running and no delivery is due."""
+        """Wait until everything landed so far is in the marts and its alerts are delivered: a
+        pipeline run that started after this call has succeeded (or no run is waiting or
+        running at all), and no delivery is due. With the schedule every minute and runs
+        longer than that (scale M) the loop is never idle, so idleness alone never comes."""
         import dagster as dg
+
+        called = time.time()
+
+        def caught_up() -> bool:
+            return any(
+                r.dagster_run.status == dg.DagsterRunStatus.SUCCESS
+                and r.start_time is not None
+                and r.start_time > called
+                for r in self.pipeline_runs()
+            )
 
         busy = {
             dg.DagsterRunStatus.QUEUED,
@@ -356,7 +369,7 @@ class LiveLoop:
         def quiet() -> bool:
             with self.instance() as instance:
                 active = [r for r in instance.get_run_records() if r.dagster_run.status in busy]
-            if active:
+            if active and not caught_up():
                 return False
             with sqlite3.connect(f"file:{self.work / 'alerts.sqlite'}?mode=ro", uri=True) as c:
                 (due,) = c.execute(
