@@ -7,6 +7,7 @@ ocse replay --rejected [--feed F] [--since D]   re-process rejected files after 
 ocse replay --quarantine --reason CODE          re-process quarantined rows after a fix
 ocse keygen                  create a local pseudonymisation key for the demo
 ocse keys status|rotate      key versions of the warehouse; rotate with a transition window
+ocse backup --out DIR        consistent copy of the warehouse and its stores
 ocse contracts sync|check    derive the dbt sources from data_contracts/
 ocse users add|remove|list   dashboard accounts (roles: see ocse/access/roles.py)
 ocse alerts check|receive    alert routing, and a local receiver for the demo
@@ -394,6 +395,32 @@ def keys_rotate(new_key_file: Path | None, window_days: int) -> None:
         f"  OCSE_PSEUDONYM_PREVIOUS_KEY_VERSION={current.version}\n"
         f"After {entry.transition_until:%Y-%m-%d}: unset the two PREVIOUS settings and destroy "
         "the old key file."
+    )
+
+
+@main.command("backup")
+@click.option(
+    "--out", type=click.Path(path_type=Path), required=True, help="A new (or empty) folder."
+)
+def backup_command(out: Path) -> None:
+    """Copy the warehouse, the alert store and the access store, consistently (under the
+    warehouse lease), with a manifest of sizes and SHA-256. The key is not copied: keep it
+    apart. Restore: README "Operating the warehouse"."""
+    from ocse import runlock
+    from ocse.backup import backup
+
+    settings = _settings_with_key()
+    try:
+        manifest = backup(settings, out, progress=click.echo)
+    except runlock.WarehouseBusyError as exc:
+        click.echo(click.style(f"Refused: {exc}", fg="red"), err=True)
+        sys.exit(EXIT_BUSY)
+    except (FileExistsError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from None
+    total = sum(f["bytes"] for f in manifest["files"])
+    click.echo(
+        f"Backed up {len(manifest['files'])} file(s), {total / 2**20:,.1f} MiB, to {out} "
+        f"(manifest.json); key versions {[k['version'] for k in manifest['key_versions']]}."
     )
 
 
