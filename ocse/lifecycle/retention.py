@@ -231,7 +231,8 @@ def _purge_raw(conn, cutoffs: dict[str, datetime | None]) -> list[Purge]:
             f"select (select count(*) from _rt_purge_{short}), "
             f"(select count(*) from raw.{feed} where {key} in (select k from _rt_purge_{short})), "
             f"(select count(*) from _rt_young_{short}), "
-            f"(select count(*) from _rt_keep_{short}) - (select count(*) from _rt_young_{short})"
+            f"(select count(distinct {key}) from raw.{feed} where {key} in "
+            f"(select k from _rt_keep_{short}) and {key} not in (select k from _rt_young_{short}))"
         ).fetchone()
         detail = {
             "records_removed": records,
@@ -239,6 +240,8 @@ def _purge_raw(conn, cutoffs: dict[str, datetime | None]) -> list[Purge]:
             "records_held_by_links": held,
             "rule": "whole records whose current version is older than the cutoff and that "
             "nothing kept refers to",
+            "marts": "unchanged for the period kept; rows of days, weeks and months before "
+            "the cutoff and all-time counts lose the records removed",
         }
         if feed == "enforcement_actions":
             detail.update(holds)
