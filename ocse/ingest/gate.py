@@ -30,6 +30,7 @@ from ocse.ingest.discovery import LandedFile, discover
 from ocse.ingest.groups import Member, SplitGroup, plan_groups, read_group
 from ocse.ingest.readers import FileRejected, read_into_batch
 from ocse.ingest.validation import checked_table_sql
+from ocse.lifecycle import guard
 from ocse.pseudonymise import PseudonymKey, pseudonym_sql, sql_params
 from ocse.warehouse import ensure_schema
 
@@ -450,6 +451,9 @@ def ingest_landing(
     """Ingest every complete file under `landing_dir` whose content is not yet in the ledger
     (idempotent)."""
     ensure_schema(conn)
+    # Raw history, the ledger and the quarantine only ever grow, and only through here
+    # (ocse/lifecycle/guard.py): rows that vanished or appeared behind the gate stop the run.
+    guard.verify(conn, by="gate")
     key = _verified_key(conn, key, progress)
     summary = IngestSummary()
     known = Known.read(conn)
@@ -516,5 +520,6 @@ def ingest_landing(
         summary.files.extend(r for _, _, r, _ in duplicates)
         if progress:
             progress(f"{len(duplicates)} duplicate delivery(ies) recorded")
+    guard.seal_appended(conn, by="gate")
     summary.files.sort(key=lambda r: r.file_id)
     return summary

@@ -26,6 +26,7 @@ from ocse.contracts import FEEDS
 from ocse.ingest.discovery import LandedFile
 from ocse.ingest.gate import FileResult, Links, _next_file_id, _process_file, _verified_key
 from ocse.ingest.groups import Member
+from ocse.lifecycle import guard
 from ocse.pseudonymise import PseudonymKey
 from ocse.warehouse import ensure_schema
 
@@ -113,6 +114,7 @@ def replay_rejected(
 ) -> ReplaySummary:
     ensure_schema(conn)
     _check_feed(feed)
+    guard.verify(conn, by="replay")
     key = _verified_key(conn, key, progress)
     summary = ReplaySummary("rejected")
     todo = [r for r in _roots(conn, feed, since) if r[4] == "rejected"]
@@ -128,6 +130,7 @@ def replay_rejected(
         summary.rows_considered += result.rows_read
         if progress:
             progress(f"[{n}/{len(todo)}] {name}: {result.outcome}" + _why(result))
+    guard.seal_appended(conn, by="replay")
     return summary
 
 
@@ -195,6 +198,7 @@ def replay_quarantine(
 ) -> ReplaySummary:
     ensure_schema(conn)
     _check_feed(feed)
+    guard.verify(conn, by="replay")
     key = _verified_key(conn, key, progress)
     summary = ReplaySummary("quarantine")
     by_root: dict[int, list[int]] = {}
@@ -219,6 +223,7 @@ def replay_quarantine(
                 f"[{n}/{len(by_root)}] {name}: {result.rows_loaded} of {len(rows)} row(s) "
                 f"loaded, {result.rows_quarantined} still quarantined" + _why(result)
             )
+    guard.seal_appended(conn, by="replay")
     return summary
 
 
