@@ -351,3 +351,33 @@ def test_the_store_outlives_the_warehouse(tmp_path, store):
         assert conn.execute("select count(*) from outbox").fetchone()[0] == 1
     with AlertStore(tmp_path / "alerts.sqlite") as reopened:
         assert raise_alerts(reopened, [clock], config, NOW, as_of=NOW).raised == []
+
+
+def test_a_long_message_id_is_sent_unfolded_and_read_whole():
+    """A Message-ID has no space to fold at: folded before its value, a receiver read it
+    with a leading space, and the same delivery looked like another (the soak test saw it)."""
+    from email import message_from_bytes
+    from email.policy import default
+
+    from ocse.alerts.config import SmtpChannel
+
+    sent = []
+
+    class FakeSmtp:
+        def send_message(self, message):
+            sent.append(message.as_bytes())
+
+    session = deliver.SmtpSession(
+        SmtpChannel(type="smtp", host="127.0.0.1", sender="a@b.org", recipients=["c@d.org"])
+    )
+    session.smtp = FakeSmtp()
+    key = "referral:case-d070a0ffbac3:20261201T215619Z:near_breach/mail"
+    session.send({"alert_key": key, "title": "t", "severity": "high", "text": "b"}, key)
+    (raw,) = sent
+    assert (
+        b"Message-ID: <referral.case-d070a0ffbac3.20261201T215619Z.near_breach.mail@ocse>\n" in raw
+    )
+    parsed = message_from_bytes(raw, policy=default)
+    assert str(parsed["Message-ID"]) == (
+        "<referral.case-d070a0ffbac3.20261201T215619Z.near_breach.mail@ocse>"
+    )

@@ -51,4 +51,3 @@ def test_backup_copies_the_warehouse_and_the_stores(ocse_env, key, tmp_path, mon
 def test_backup_without_a_warehouse_says_so(ocse_env, tmp_path):
     result = CliRunner().invoke(main, ["backup", "--out", str(tmp_path / "b")])
     assert result.exit_code == 1 and "No warehouse at" in result.output
-

@@ -99,8 +99,9 @@ def world(ocse_env, key):
     )
     conn = connect(ocse_env["warehouse"])
     ingest_landing(conn, landing, key)
-    # quarantined long ago (before the first seal: what the seal starts from)
+    # quarantined long ago (the gate sealed what it wrote: the world's change is sealed too)
     conn.execute("update ingest.quarantine set quarantined_at = ?", [OLD])
+    guard.reseal(conn, ["ingest.quarantine"], by="test world")
     (black,) = conn.execute(
         "select user_id_ref from raw.enforcement_actions where action_id = 'a-black'"
     ).fetchone()

@@ -91,6 +91,9 @@ class SmtpSession:
         del message["Message-ID"]
         # the same delivery resent has the same Message-ID, so mail systems drop the repeat
         message["Message-ID"] = f"<{idempotency_key.replace(':', '.').replace('/', '.')}@ocse>"
+        # A Message-ID has no space to fold at: a long one was folded before its value, which
+        # some receivers keep as a leading space. RFC 5322 allows lines of 998 characters.
+        message.policy = message.policy.clone(max_line_length=998)
         try:
             if self.smtp is None:
                 self.smtp = self._open()

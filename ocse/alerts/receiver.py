@@ -95,7 +95,8 @@ class SmtpReceiver:
                         "channel": "smtp",
                         "to": list(envelope.rcpt_tos),
                         "subject": str(message["Subject"]),
-                        "message_id": str(message["Message-ID"]),
+                        # a long header may arrive folded ("Message-ID:\r\n <...>")
+                        "message_id": str(message["Message-ID"]).strip(),
                         "text": message.get_content(),
                     }
                 )
