@@ -75,19 +75,12 @@ def run(
 ):
     """Ingest new files, build and test the marts at T, publish the serving snapshot."""
     from ocse.pipeline import run_pipeline
-    from ocse.settings import MissingPseudonymKeyError, get_settings
 
     _set_env("OCSE_LANDING_DIR", landing and landing.resolve())
     _set_env("OCSE_WAREHOUSE", warehouse and warehouse.resolve())
     _set_env("OCSE_SERVING", serving and serving.resolve())
     _set_env("OCSE_AS_OF", as_of)
-    try:
-        settings = get_settings()
-        settings.key_bytes  # noqa: B018 - no key, no run
-    except MissingPseudonymKeyError as exc:
-        raise click.ClickException(str(exc)) from None
-    except ValueError as exc:
-        raise click.ClickException(f"Invalid setting: {exc}") from None
+    settings = _settings_with_key()
     if not settings.landing_dir.is_dir():
         raise click.ClickException(
             f"Landing folder {settings.landing_dir} does not exist. "
@@ -100,8 +93,7 @@ def run(
     try:
         lease = runlock.acquire(settings.warehouse, trigger="cli")
     except runlock.WarehouseBusyError as exc:
-        click.echo(click.style(f"Refused: {exc}", fg="red"), err=True)
-        sys.exit(EXIT_BUSY)
+        _refuse_busy(exc)
     try:
         _check_keys(settings)
         # T is taken now that the run holds the warehouse (never before it waited).
@@ -158,8 +150,7 @@ def replay(rejected, quarantine, reason, feed, since, landing, warehouse, no_run
     try:
         lease = runlock.acquire(settings.warehouse, trigger="replay")
     except runlock.WarehouseBusyError as exc:
-        click.echo(click.style(f"Refused: {exc}", fg="red"), err=True)
-        sys.exit(EXIT_BUSY)
+        _refuse_busy(exc)
     try:
         _check_keys(settings)
         key = settings.pseudonym_keys()
@@ -254,6 +245,12 @@ def _check_keys(settings) -> None:
         raise click.ClickException(str(exc)) from None
     for warning in warnings:
         click.echo(click.style(f"warning: {warning}", fg="yellow"), err=True)
+
+
+def _refuse_busy(exc: Exception) -> None:
+    """Another writer holds the warehouse lease: say who, exit 75, having done nothing."""
+    click.echo(click.style(f"Refused: {exc}", fg="red"), err=True)
+    sys.exit(EXIT_BUSY)
 
 
 def _settings_with_key():
@@ -367,8 +364,7 @@ def keys_rotate(new_key_file: Path | None, window_days: int) -> None:
         new = PseudonymKey.from_secret(read_key_file(new_key_file, "--new-key-file"), version)
         lease = runlock.acquire(settings.warehouse, trigger="keys rotate")
     except runlock.WarehouseBusyError as exc:
-        click.echo(click.style(f"Refused: {exc}", fg="red"), err=True)
-        sys.exit(EXIT_BUSY)
+        _refuse_busy(exc)
     except Exception as exc:  # a bad key file: one line, never a traceback
         raise click.ClickException(str(exc)) from None
     try:
@@ -413,8 +409,7 @@ def backup_command(out: Path) -> None:
     try:
         manifest = backup(settings, out, progress=click.echo)
     except runlock.WarehouseBusyError as exc:
-        click.echo(click.style(f"Refused: {exc}", fg="red"), err=True)
-        sys.exit(EXIT_BUSY)
+        _refuse_busy(exc)
     except (FileExistsError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from None
     total = sum(f["bytes"] for f in manifest["files"])
@@ -904,8 +899,7 @@ def retention_run(dry_run: bool, warehouse: Path | None, as_user: str | None) ->
     try:
         result = run_retention(settings, dry_run=dry_run, requested_by=username, log=click.echo)
     except runlock.WarehouseBusyError as exc:
-        click.echo(click.style(f"Refused: {exc}", fg="red"), err=True)
-        sys.exit(EXIT_BUSY)
+        _refuse_busy(exc)
     except (RetentionConfigError, AppendOnlyViolation) as exc:
         raise click.ClickException(str(exc)) from None
     if dry_run:
@@ -968,8 +962,7 @@ def erase_command(ref, request_id, no_publish, warehouse, as_user) -> None:
             ref, request_id, requested_by=username, settings=settings, publish=not no_publish
         )
     except runlock.WarehouseBusyError as exc:
-        click.echo(click.style(f"Refused: {exc}", fg="red"), err=True)
-        sys.exit(EXIT_BUSY)
+        _refuse_busy(exc)
     except (ErasureError, AppendOnlyViolation) as exc:
         raise click.ClickException(str(exc)) from None
     who = f"request {result.request_id} (ref sha256 {result.ref_sha256[:16]}…)"
@@ -1052,8 +1045,7 @@ def _seal_command(warehouse: Path | None, body) -> None:
     try:
         lease = runlock.acquire(settings.warehouse, trigger="seal")
     except runlock.WarehouseBusyError as exc:
-        click.echo(click.style(f"Refused: {exc}", fg="red"), err=True)
-        sys.exit(EXIT_BUSY)
+        _refuse_busy(exc)
     try:
         conn = connect(settings.warehouse)
         try:

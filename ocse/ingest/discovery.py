@@ -20,6 +20,18 @@ class LandedFile:
     received_at: datetime
     size: int
 
+    @classmethod
+    def at(cls, landing_dir: Path, path: Path, feed: str) -> LandedFile:
+        """The file at `path` as it is now (its name relative to the landing folder)."""
+        stat = path.stat()
+        return cls(
+            feed=feed,
+            path=path,
+            file_name=path.relative_to(landing_dir).as_posix(),
+            received_at=datetime.fromtimestamp(stat.st_mtime, UTC),
+            size=stat.st_size,
+        )
+
     def sha256(self) -> str:
         digest = hashlib.sha256()
         with self.path.open("rb") as fh:
@@ -41,17 +53,7 @@ def discover(landing_dir: Path) -> list[LandedFile]:
         if not root.is_dir():
             continue
         for path in root.rglob("*"):
-            rel = path.relative_to(landing_dir)
-            if not path.is_file() or is_in_flight(rel):
+            if not path.is_file() or is_in_flight(path.relative_to(landing_dir)):
                 continue
-            stat = path.stat()
-            found.append(
-                LandedFile(
-                    feed=feed,
-                    path=path,
-                    file_name=rel.as_posix(),
-                    received_at=datetime.fromtimestamp(stat.st_mtime, UTC),
-                    size=stat.st_size,
-                )
-            )
+            found.append(LandedFile.at(landing_dir, path, feed))
     return sorted(found, key=lambda f: (f.received_at, f.file_name))

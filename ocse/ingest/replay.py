@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
@@ -89,14 +89,7 @@ def _landed(landing_dir: Path, file_name: str, feed: str, sha: str, summary: Rep
     if not path.is_file():
         summary.missing.append(file_name)
         return None
-    stat = path.stat()
-    file = LandedFile(
-        feed=feed,
-        path=path,
-        file_name=file_name,
-        received_at=datetime.fromtimestamp(stat.st_mtime, UTC),
-        size=stat.st_size,
-    )
+    file = LandedFile.at(landing_dir, path, feed)
     if file.sha256() != sha:
         summary.changed.append(file_name)
         return None
@@ -112,10 +105,7 @@ def replay_rejected(
     since: datetime | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> ReplaySummary:
-    ensure_schema(conn)
-    _check_feed(feed)
-    guard.verify(conn, by="replay")
-    key = _verified_key(conn, key, progress)
+    key = _prepare(conn, key, feed, progress)
     summary = ReplaySummary("rejected")
     todo = [r for r in _roots(conn, feed, since) if r[4] == "rejected"]
     for n, (root_id, name, file_feed, sha, _) in enumerate(todo, 1):
@@ -196,10 +186,7 @@ def replay_quarantine(
     since: datetime | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> ReplaySummary:
-    ensure_schema(conn)
-    _check_feed(feed)
-    guard.verify(conn, by="replay")
-    key = _verified_key(conn, key, progress)
+    key = _prepare(conn, key, feed, progress)
     summary = ReplaySummary("quarantine")
     by_root: dict[int, list[int]] = {}
     for root_id, row_number in _candidate_rows(conn, reason, feed, since):
@@ -225,6 +212,14 @@ def replay_quarantine(
             )
     guard.seal_appended(conn, by="replay")
     return summary
+
+
+def _prepare(conn, key: PseudonymKey, feed: str | None, progress) -> PseudonymKey:
+    """What the gate checks before it writes: the feed, the append-only seal, the key."""
+    ensure_schema(conn)
+    _check_feed(feed)
+    guard.verify(conn, by="replay")
+    return _verified_key(conn, key, progress)
 
 
 def _why(result: FileResult) -> str:
