@@ -522,7 +522,8 @@ def alert_channels(snapshot: queries.SnapshotIdentity, tz: str) -> None:
             TEXT["col_delivered"]: data["delivered"],
             TEXT["col_waiting"]: data["waiting"],
             TEXT["col_failed"]: data["failed"],
-            TEXT["col_down_since"]: data["down_since"],
+            # blank for a channel that is up (a null datetime cell reads "None")
+            TEXT["col_down_since"]: data["down_since"].dt.strftime("%Y-%m-%d %H:%M").fillna(""),
             TEXT["col_last_error"]: data["last_error"].where(data["state"] == "down", ""),
             TEXT["col_last_round"]: data["last_round_at"],
         }
@@ -532,7 +533,6 @@ def alert_channels(snapshot: queries.SnapshotIdentity, tz: str) -> None:
         hide_index=True,
         key="alert_channels_table",
         column_config={
-            TEXT["col_down_since"]: _datetime_column(TEXT["col_down_since"]),
             TEXT["col_last_round"]: _datetime_column(TEXT["col_last_round"]),
         },
     )
