@@ -8,8 +8,9 @@ Exactly once, per (alert, channel):
   and the mark leaves a claim; once the claim is older than `retry.claim_timeout_seconds` the
   delivery is sent again with the same idempotency key (Idempotency-Key header, e-mail
   Message-ID), which the receiver recognises as a repeat.
-- A channel is probed, not hammered. The first failure marks the channel down; what was not
-  yet started is left alone and spends no attempt. While down, each round tries one delivery
+- A channel is probed, not hammered. Each round on a channel sends its most severe delivery
+  alone first (the canary); the first failure marks the channel down; what was not yet
+  started is left alone and spends no attempt. While down, each round tries one delivery
   (the one tried least, most severe first) once its probe time has come, with exponential
   backoff between probes; when a probe succeeds the channel is up and the queue drains, most
   severe first.
@@ -420,6 +421,16 @@ def _send_pass(store, config, now, sleep, log, workers, outcome: RoundOutcome) -
         if not items:
             return {"stats": stats, "channel_state": "up", "error": None}
         sender = sender_for(name)
+        if state["state"] != "down" and len(items) > 1:
+            # The canary: on a channel believed up, the most severe goes alone first, so an
+            # outage that began since the last round costs one attempt, not one per thread.
+            ok, error, state_after = _attempt(store, sender, name, items[0], config, now, sleep)
+            stats[state_after] += 1
+            if not ok and state_after != "skipped":
+                _set_channel(store, name, up=False, now=now(), error=error, config=config)
+                stats["waiting"] = len(items) - 1
+                return {"stats": stats, "channel_state": "down", "error": error}
+            items = items[1:]
         down = threading.Event()
         errors: list[str] = []
 
