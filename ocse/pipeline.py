@@ -128,8 +128,8 @@ def run_pipeline(
 def _run_pipeline(settings: OcseSettings, as_of: datetime, full_refresh: bool, instance):
     import dagster as dg
 
-    from dagster_project.defs.resources import AS_OF_TAG, FULL_REFRESH_TAG
     from ocse.lifecycle import guard
+    from ocse.run_tags import AS_OF_TAG, FULL_REFRESH_TAG, TRIGGER_TAG
     from ocse.warehouse import connect, ensure_schema
 
     conn = connect(settings.warehouse)
@@ -146,7 +146,7 @@ def _run_pipeline(settings: OcseSettings, as_of: datetime, full_refresh: bool, i
         conn.close()
 
     prepare_dbt()
-    from dagster_project.definitions import defs
+    defs = code_location()
 
     instance = instance or (
         dg.DagsterInstance.get()
@@ -158,7 +158,7 @@ def _run_pipeline(settings: OcseSettings, as_of: datetime, full_refresh: bool, i
         tags={
             AS_OF_TAG: as_of.isoformat(),
             FULL_REFRESH_TAG: str(full_refresh).lower(),
-            "ocse/trigger": "cli",
+            TRIGGER_TAG: "cli",
         },
         # Progress lines (files ingested, models built, checks) without Dagster's debug events.
         run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
@@ -183,6 +183,18 @@ def _run_pipeline(settings: OcseSettings, as_of: datetime, full_refresh: bool, i
     _summarise_ingest(settings, before, summary)
     _summarise_deliveries(settings, summary)
     return summary
+
+
+def code_location():
+    """The Dagster definitions of this project, found the way `dagster dev` finds them: by the
+    module named in pyproject.toml, [tool.dagster] module_name. The library names no module
+    of the orchestration layer; it runs whatever code location the project configures."""
+    import importlib
+    import tomllib
+
+    with (PROJECT_ROOT / "pyproject.toml").open("rb") as fh:
+        module = tomllib.load(fh)["tool"]["dagster"]["module_name"]
+    return importlib.import_module(module).defs
 
 
 def _summarise_deliveries(settings: OcseSettings, summary: RunSummary) -> None:

@@ -84,3 +84,29 @@ def test_landing_sensor_requests_a_run_only_when_files_change(ocse_env):
     with dg.build_sensor_context(instance=instance, cursor=cursor) as ctx:
         second = landing_sensor(ctx)
         assert isinstance(second, dg.RunRequest) and second.run_key != first.run_key
+
+
+def test_the_library_never_imports_the_orchestration_layer():
+    """ocse is the library; dagster_project orchestrates it. An import of dagster_project
+    from ocse would make the library call back into its caller (the run tags live in
+    ocse.run_tags; `ocse run` finds the code location by pyproject's [tool.dagster])."""
+    import ast
+    from pathlib import Path
+
+    from ocse.pipeline import code_location
+
+    offenders = []
+    for path in sorted((Path(__file__).resolve().parents[1] / "ocse").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            offenders += [
+                f"{path.name}: {n}" for n in names if n.split(".")[0] == "dagster_project"
+            ]
+    assert offenders == []
+    assert code_location() is defs

@@ -5,6 +5,7 @@ disagreed with each other, drifted from metrics.md, or depended on how often we 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from datetime import UTC, datetime, timedelta
@@ -614,3 +615,94 @@ def test_dbt_docs_generate_and_lineage_from_feeds_to_marts(marts, tmp_path):
         assert len(description) > 80, f"{name} is not documented"
         if not name.startswith("ops_"):
             assert any(a.startswith("source.ocse_warehouse.raw.") for a in ancestors(node)), name
+
+
+# The last commit whose tier history treated a takedown reversed by T as never a violation
+# (issue 17): the "before" of the comparison below.
+BEFORE_REVERSALS_AS_KNOWN = "323ee668cd50e2c595b6de551a8866984f79fa84"
+TIER_MARTS = ("dim_user_tiers", "fct_user_tier_history", "rpt_repeat_offenders")
+
+
+def _build_before(marts, root: Path) -> Path:
+    """The full world's raw data built in full by the dbt project as it was before, into a
+    copy of the warehouse."""
+    repo = Path(__file__).resolve().parents[1]
+    known = subprocess.run(
+        ["git", "-C", str(repo), "cat-file", "-e", f"{BEFORE_REVERSALS_AS_KNOWN}^{{commit}}"],
+        capture_output=True,
+    )
+    if known.returncode != 0:
+        pytest.skip("the git history before issue 17 is not in this clone (shallow clone)")
+    archive = subprocess.run(
+        ["git", "-C", str(repo), "archive", BEFORE_REVERSALS_AS_KNOWN, "dbt"],
+        capture_output=True,
+        check=True,
+    )
+    subprocess.run(["tar", "-x", "-C", str(root)], input=archive.stdout, check=True)
+    warehouse = root / "before.duckdb"
+    shutil.copy2(marts["worlds"]["full"] / "ocse.duckdb", warehouse)
+    env = {**os.environ, "OCSE_WAREHOUSE": str(warehouse), "OCSE_DBT_AS_OF": AS_OF.isoformat()}
+    built = subprocess.run(
+        [
+            shutil.which("dbt") or "dbt",
+            "build",
+            "--full-refresh",
+            "--exclude-resource-type",
+            "unit_test",
+            "--target-path",
+            str(root / "target"),
+            "--log-path",
+            str(root / "logs"),
+        ],
+        cwd=root / "dbt",
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert built.returncode == 0, built.stdout[-4000:]
+    return warehouse
+
+
+def test_reversals_change_only_the_tier_history_of_the_accounts_they_touch(marts, tmp_path):
+    """Before and after issue 17 on the same data, built in full: every mart is unchanged,
+    except the tier history (and tier_since) of the accounts with a takedown reversed by T
+    on one of their contents; those accounts' tiers at T are unchanged too (policy.md: at T
+    every reversal up to T is known). And the rule does change the history of some of them:
+    the grey or black stretch a reversal ended is kept."""
+    before = duckdb.connect(str(_build_before(marts, tmp_path)), read_only=True)
+    after = _connect(marts["worlds"]["full"])
+    try:
+        touched = {
+            ref
+            for (ref,) in after.execute(
+                "select distinct a.user_id_ref from intermediate.int_actions_known_at_t a "
+                "where a.content_id in (select content_id from intermediate.int_actions_known_at_t"
+                " where reversed_at is not null)"
+            ).fetchall()
+        }
+        assert touched
+        for table in _tables(after, "marts"):
+            if table.startswith("ops_") or table in TIER_MARTS or table == "rpt_tier_counts_daily":
+                continue
+            assert _rows(after, f"marts.{table}") == _rows(before, f"marts.{table}"), table
+        for table in ("dim_user_tiers", "rpt_repeat_offenders"):
+            assert _rows(after, f"marts.{table}", ("tier_since",)) == _rows(
+                before, f"marts.{table}", ("tier_since",)
+            ), table
+        since = "select user_ref, tier_since from marts.dim_user_tiers"
+        moved = set(after.execute(since).fetchall()) ^ set(before.execute(since).fetchall())
+        assert {ref for ref, _ in moved} <= touched
+        history = "select * from marts.fct_user_tier_history"
+        changed = set(after.execute(history).fetchall()) ^ set(before.execute(history).fetchall())
+        assert changed, "no reversal changed any history: the data or the rule is wrong"
+        assert {row[0] for row in changed} <= touched
+        # what changed is a stretch kept: a tier the account held until a reversal
+        kept = after.execute(
+            "select count(*) from marts.fct_user_tier_history h "
+            "join intermediate.int_actions_known_at_t a on a.user_id_ref = h.user_ref "
+            "and a.reversed_at = h.valid_to where h.tier in ('grey', 'black')"
+        ).fetchone()[0]
+        assert kept > 0
+    finally:
+        before.close()
+        after.close()

@@ -68,15 +68,15 @@ def test_version_1_is_the_specification_default():
     assert targets["report_resolution", ""] == 72 * 60
     assert targets["referral", ""] == 24 * 60
     rules = {r["rule_id"]: r for r in _rows("policy_tier_rules") if r["policy_version"] == "1"}
-    assert {k: r["tier"] for k, r in rules.items()} == TIER_RULES
+    # the seed holds thresholds and windows only: which tier each rule gives, and their
+    # order, are policy.md's table, in the tier models (see dim_policy_tier_rules' docs)
+    assert set(rules) == set(TIER_RULES) and "tier" not in rules["repeat_180d"]
     assert (rules["repeat_180d"]["min_count"], rules["repeat_180d"]["window_days"]) == ("3", "180")
     assert (rules["violation_180d"]["min_count"], rules["violation_180d"]["window_days"]) == (
         "1",
         "180",
     )
     assert (rules["reports_30d"]["min_count"], rules["reports_30d"]["window_days"]) == ("2", "30")
-    precedence = sorted(rules.values(), key=lambda r: int(r["precedence"]))
-    assert [r["rule_id"] for r in precedence] == list(TIER_RULES)
 
 
 def test_every_version_has_every_list_rule():

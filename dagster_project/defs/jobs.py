@@ -4,6 +4,7 @@ schedule."""
 import dagster as dg
 
 from dagster_project.defs.run_queue import pipeline_waiting
+from ocse.run_tags import TRIGGER_TAG
 from ocse.settings import get_settings
 
 # The run queue's lanes (dagster.yaml, tag_concurrency_limits): one pipeline run at a time
@@ -36,4 +37,4 @@ def pipeline_schedule(context: dg.ScheduleEvaluationContext):
     waiting = pipeline_waiting(context.instance)
     if waiting is not None:
         return dg.SkipReason(f"Run {waiting.run_id[:8]} is already waiting; it takes this tick.")
-    return dg.RunRequest(tags={"ocse/trigger": "schedule"})
+    return dg.RunRequest(tags={TRIGGER_TAG: "schedule"})

@@ -12,13 +12,10 @@ from pydantic import PrivateAttr
 from dagster_project.defs.run_queue import absorb_waiting_runs, reap_dead_runs
 from ocse import runlock
 from ocse.pseudonymise import PseudonymKey
+from ocse.run_tags import AS_OF_TAG, FULL_REFRESH_TAG, TRIGGER_TAG  # noqa: F401 - re-exported
 from ocse.settings import OcseSettings, get_settings
 from ocse.warehouse import connect
 
-AS_OF_TAG = "ocse/as_of"
-# Run tag: rebuild the incremental staging models from raw history ("true").
-FULL_REFRESH_TAG = "ocse/full_refresh"
-TRIGGER_TAG = "ocse/trigger"
 HOST = socket.gethostname()
 
 

@@ -115,6 +115,9 @@
 {#- The config of a model maintained this way: call it at the top of the model, with the
     kind of entity ('account' | 'content') and its column. -#}
 {% macro incremental_by_entity(kind, column) -%}
+    {#- the changed entities are read on incremental runs only (only_changed): referenced here
+        unconditionally, so that dbt knows the dependency on every run -#}
+    {%- do ref('int_changed_entities') -%}
     {{ config(
         materialized='incremental',
         incremental_strategy='replace_changed',

@@ -1,7 +1,7 @@
 """Alerts: raised into the outbox as soon as the open SLA clocks are built and tested, then
 delivered. Part of every pipeline run (the landing sensor's and the schedule's), so a breach
 in a new file is alerted on in the same run that loads it, before the rest of the marts are
-built (dagster_project/defs/dbt/assets.py, ALERT_PATH_SELECT)."""
+built (dagster_project/defs/dbt/assets.py, ALERT_PATH_SELECTOR; dbt/selectors.yml)."""
 
 from datetime import UTC, datetime
 

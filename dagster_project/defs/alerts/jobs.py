@@ -16,6 +16,7 @@ from ocse.alerts.digest import digest_alert
 from ocse.alerts.outbox import raise_alerts
 from ocse.alerts.rules import pipeline_failed_alert
 from ocse.alerts.store import open_store
+from ocse.run_tags import TRIGGER_TAG
 from ocse.serving import open_snapshot
 from ocse.settings import get_settings
 
@@ -129,4 +130,4 @@ def alert_delivery_sensor(context: dg.SensorEvaluationContext):
     )
     if busy:
         return dg.SkipReason(f"{due} deliveries due; alert run {busy[0].run_id[:8]} has them.")
-    return dg.RunRequest(tags={"ocse/trigger": "delivery_sensor"})
+    return dg.RunRequest(tags={TRIGGER_TAG: "delivery_sensor"})

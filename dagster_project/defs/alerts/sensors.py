@@ -10,6 +10,7 @@ from dagster_project.defs.alerts.jobs import (
     ocse_alerts,
 )
 from dagster_project.defs.jobs import ocse_pipeline
+from ocse.run_tags import TRIGGER_TAG
 
 
 @dg.run_failure_sensor(
@@ -28,6 +29,6 @@ def pipeline_failure_alert_sensor(context: dg.RunFailureSensorContext):
             FAILED_RUN_TAG: run.run_id,
             FAILED_JOB_TAG: run.job_name,
             FAILED_STEPS_TAG: ",".join(steps) or "unknown",
-            "ocse/trigger": "pipeline_failure",
+            TRIGGER_TAG: "pipeline_failure",
         },
     )

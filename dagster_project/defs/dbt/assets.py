@@ -5,6 +5,8 @@ import logging
 import os
 import shutil
 from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import dagster as dg
@@ -15,7 +17,6 @@ from dagster_dbt import (
     dbt_assets,
 )
 from dagster_dbt.core import dbt_cli_event
-from dagster_dbt.dbt_manifest import validate_manifest
 
 from dagster_project.defs.dbt.project import DBT_PROJECT_DIR, dbt_project
 from dagster_project.defs.resources import FULL_REFRESH_TAG, WarehouseResource
@@ -23,20 +24,6 @@ from ocse.settings import dbt_env
 
 # dbt reads the run's as-of time T from here (macro as_of).
 AS_OF_ENV = "OCSE_DBT_AS_OF"
-# On an incremental run (OCSE_DBT_TESTS=full_builds) the data tests of models (every folder
-# under models/ but the sources' YAML at the top of staging/, and the singular tests in
-# tests/) are left to full builds; the tests of the raw sources, which catch bad data written
-# behind the gate's back, run every time. See README, "Speed".
-_MODEL_TEST_FOLDERS = sorted(
-    path.relative_to(DBT_PROJECT_DIR).as_posix()
-    for layer in (DBT_PROJECT_DIR / "models").iterdir()
-    if layer.is_dir()
-    for path in ([layer] if layer.name != "staging" else layer.iterdir())
-    if path.is_dir()
-) + ["tests"]
-INCREMENTAL_RUN_SKIPS = tuple(f"resource_type:test,path:{p}" for p in _MODEL_TEST_FOLDERS)
-
-
 # dagster-dbt gives every `dbt` call a folder of its own under dbt/target (artifacts and
 # log, ~10 MB; two per run); a run every few minutes would fill the disk. The newest are kept
 # to debug.
@@ -100,15 +87,97 @@ class _SourceTestsAreObservations(logging.Filter):
 dbt_cli_event.logger.addFilter(_SourceTestsAreObservations())
 
 
-# The alert path: fct_open_sla_breaches (and the categories its alerts name) with everything
-# upstream of it. A run builds and tests these first, in a `dbt build` of their own; the
-# alerts are raised and delivered next (their steps have a higher priority), and only then
-# does the second `dbt build` make every other mart. An SLA breach in a new file reaches
-# operations without waiting for the year-long marts, their tests and the snapshot.
-ALERT_PATH_SELECT = "+fct_open_sla_breaches +dim_categories"
+# The alert path (dbt/selectors.yml, selector alert_path): fct_open_sla_breaches, the
+# categories and policy versions its alerts read, and everything upstream. A run builds and
+# tests these first, in a `dbt build` of their own; the alerts are raised and delivered next
+# (their steps have a higher priority), and only then does the second `dbt build` (selector
+# rest_of_project) make every other mart. An SLA breach in a new file reaches operations
+# without waiting for the year-long marts, their tests and the snapshot.
+ALERT_PATH_SELECTOR = "alert_path"
+REST_SELECTOR = "rest_of_project"
 # Run tag, set by the alert path's build: it rebuilt staging in full, so this run is a full
 # build for the rest of the marts too (what OCSE_DBT_TESTS=full_builds asks about).
 FULL_BUILD_TAG = "ocse/dbt_full_build"
+
+
+@dataclass(frozen=True)
+class DbtBuildPlan:
+    """What one of a run's two `dbt build` calls does, decided before anything runs."""
+
+    args: list[str]
+    env: dict[str, str]
+    full_build: bool  # staging rebuilt from raw history in this run
+    notes: list[str] = field(default_factory=list)  # what the run log says about the choice
+
+
+def plan_dbt_build(
+    *,
+    alert_path: bool,
+    as_of: datetime,
+    run_tags: Mapping[str, str],
+    staged_as_of: datetime | None,
+    dbt_tests: str,
+    env: Mapping[str, str],
+) -> DbtBuildPlan:
+    """The `dbt build` of the alert path (`alert_path`) or of the rest of the project, at T
+    `as_of`; pure: the run's tags, the T staging was last built at (None: never) and the
+    settings in, the command and its environment out (tests/test_dbt_plan.py).
+
+    - No --vars: T goes in the environment (macro as_of) and the reporting time zone too
+      (dbt_project.yml reads OCSE_REPORTING_TZ), so dbt reuses the parse of prepare_dbt (a
+      change of --vars makes it re-parse the whole project, and T changes on every run).
+    - Unit tests (rows in, rows out) check the SQL, not the data: the test suite runs them
+      (tests/test_dbt_unit_tests.py); a production run need not repeat them every time.
+    - Staging (incremental) is on the alert path; it is rebuilt from raw history when the
+      run asks (tag ocse/full_refresh), when it was never built, or when T is earlier than
+      the T it was last built at (a backfill). The other incremental models keep watermarks
+      of their own and rebuild in full when T moves back (macro changes_mode).
+    - A test with parents on both sides of the split runs in the second build, after all its
+      parents are built: the alert path takes only the tests whose parents are all on it
+      ("cautious"); the second build takes every test that touches one of its models
+      ("eager").
+    - On an incremental run with OCSE_DBT_TESTS=full_builds the tests of models are left to
+      full builds ("empty"): the tests of the raw sources, which catch bad data written
+      behind the gate's back, and those next to dim_categories run every time (the
+      selectors select them directly; README, "Speed").
+    """
+    # (the selector, alert_path or rest_of_project, is the assets' own: dagster-dbt adds it)
+    args = ["build", "--exclude-resource-type", "unit_test"]
+    notes: list[str] = []
+    requested = run_tags.get(FULL_REFRESH_TAG) == "true"
+    full_build = requested
+    if requested:
+        args.append("--full-refresh")
+        if alert_path:
+            notes.append("Full refresh requested: staging rebuilt from raw history.")
+    elif alert_path:
+        if staged_as_of is None:
+            full_build = True
+        elif as_of < staged_as_of:
+            args.append("--full-refresh")
+            full_build = True
+            last = "unknown" if staged_as_of.year == 9999 else staged_as_of.isoformat()
+            notes.append(
+                f"T {as_of.isoformat()} is not after the last staged T ({last}): "
+                "staging rebuilt from raw history."
+            )
+    else:
+        full_build = run_tags.get(FULL_BUILD_TAG) == "true"
+    indirect = "cautious" if alert_path else "eager"
+    if not full_build and dbt_tests == "full_builds":
+        # The tests of models come in by indirect selection only; the tests of the raw
+        # sources are selected directly by the selectors, so they still run.
+        indirect = "empty"
+        notes.append(
+            "Incremental run: dbt tests on sources run; tests on models run on full builds "
+            "(OCSE_DBT_TESTS=full_builds, see README)."
+        )
+    env = {
+        **env,
+        AS_OF_ENV: as_of.isoformat(),
+        "DBT_INDIRECT_SELECTION": indirect,
+    }
+    return DbtBuildPlan(args=args, env=env, full_build=full_build, notes=notes)
 
 
 def _dbt_build(
@@ -118,57 +187,27 @@ def _dbt_build(
     *,
     alert_path: bool,
 ):
-    as_of = warehouse.as_of(context)
-    # No --vars: T goes in the environment (macro as_of) and the reporting time zone too
-    # (dbt_project.yml reads OCSE_REPORTING_TZ), so dbt can reuse the parse of prepare_dbt
-    # (a change of --vars makes it re-parse the whole project, and T changes on every run).
-    # Unit tests (rows in, rows out) check the SQL, not the data: the test suite runs them
-    # (tests/test_dbt_unit_tests.py); a production run need not repeat them every time.
-    args = ["build", "--exclude-resource-type", "unit_test"]
-    full_build = context.run.tags.get(FULL_REFRESH_TAG) == "true"
-    if full_build:
-        args.append("--full-refresh")
-        if alert_path:
-            context.log.info("Full refresh requested: staging rebuilt from raw history.")
-    if alert_path and not full_build:
-        # Staging (incremental) lives on the alert path. The other incremental models keep
-        # watermarks of their own and rebuild in full when T moves back (macro changes_mode).
-        staged_as_of = warehouse.staged_as_of()
-        if staged_as_of is None:
-            full_build = True
-        elif as_of < staged_as_of:
-            args.append("--full-refresh")
-            full_build = True
-            last = "unknown" if staged_as_of.year == 9999 else staged_as_of.isoformat()
-            context.log.info(
-                f"T {as_of.isoformat()} is not after the last staged T ({last}): "
-                "staging rebuilt from raw history."
-            )
-        if full_build:
-            context.instance.add_run_tags(context.run.run_id, {FULL_BUILD_TAG: "true"})
-    if not alert_path:
-        run = context.instance.get_run_by_id(context.run.run_id)
-        full_build = full_build or (run is not None and run.tags.get(FULL_BUILD_TAG) == "true")
-    if not full_build and warehouse.settings.dbt_tests == "full_builds":
-        args += ["--exclude", " ".join(INCREMENTAL_RUN_SKIPS)]
-        context.log.info(
-            "Incremental run: dbt tests on sources run; tests on models run on full builds "
-            "(OCSE_DBT_TESTS=full_builds, see README)."
-        )
+    """Run the planned `dbt build` and stream its events to Dagster."""
+    run = context.instance.get_run_by_id(context.run.run_id)
+    plan = plan_dbt_build(
+        alert_path=alert_path,
+        as_of=warehouse.as_of(context),
+        run_tags={**context.run.tags, **(run.tags if run is not None else {})},
+        staged_as_of=warehouse.staged_as_of() if alert_path else None,
+        dbt_tests=warehouse.settings.dbt_tests,
+        # dbt reads its profile (warehouse path, time zone, memory limit) from the
+        # environment of the process it runs in: set from this run's settings.
+        env=dbt_env(warehouse.settings),
+    )
+    for note in plan.notes:
+        context.log.info(note)
+    if alert_path and plan.full_build:
+        context.instance.add_run_tags(context.run.run_id, {FULL_BUILD_TAG: "true"})
     built = 0
-    # dbt reads its profile (warehouse path, time zone, memory limit) and T from the
-    # environment of the process it runs in: set them from this run's settings.
-    env = dbt_env(warehouse.settings)
-    env[AS_OF_ENV] = as_of.isoformat()
-    # A test with parents on both sides of the split (a relationship from a mart to a
-    # dimension on the alert path) runs in the second build, after all its parents are
-    # built: the alert path takes only the tests whose parents are all on it ("cautious");
-    # the second build takes every test that touches one of its models ("eager").
-    env["DBT_INDIRECT_SELECTION"] = "cautious" if alert_path else "eager"
-    previous = {name: os.environ.get(name) for name in env}
-    os.environ.update(env)
+    previous = {name: os.environ.get(name) for name in plan.env}
+    os.environ.update(plan.env)
     try:
-        for event in dbt.cli(args, context=context).stream():
+        for event in dbt.cli(plan.args, context=context).stream():
             if isinstance(event, dg.Output):
                 built += 1
                 context.log.info(f"dbt built {event.output_name} ({built} models so far)")
@@ -188,7 +227,7 @@ def _dbt_build(
     manifest=dbt_project.manifest_path,
     project=dbt_project,
     dagster_dbt_translator=translator,
-    select=ALERT_PATH_SELECT,
+    selector=ALERT_PATH_SELECTOR,
 )
 def ocse_dbt_alert_path(
     context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
@@ -200,27 +239,11 @@ def ocse_dbt_alert_path(
     yield from _dbt_build(context, dbt, warehouse, alert_path=True)
 
 
-def _rest_of_the_project(first: dg.AssetsDefinition) -> str:
-    """A dbt selection of every model and seed that `first` does not build, by name. Not
-    `exclude=`: dbt's exclusion also drops each test with an excluded parent, which would
-    lose the relationship tests from the marts to dim_categories."""
-    # dagster-dbt's reader caches the manifest it parsed for the assets: not read twice.
-    manifest = validate_manifest(dbt_project.manifest_path)
-    return " ".join(
-        sorted(
-            node["name"]
-            for node in manifest["nodes"].values()
-            if node["resource_type"] in ("model", "seed")
-            and translator.get_asset_key(node) not in first.keys
-        )
-    )
-
-
 @dbt_assets(
     manifest=dbt_project.manifest_path,
     project=dbt_project,
     dagster_dbt_translator=translator,
-    select=_rest_of_the_project(ocse_dbt_alert_path),
+    selector=REST_SELECTOR,
 )
 def ocse_dbt_models(
     context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource

@@ -7,6 +7,7 @@ import dagster as dg
 from dagster_project.defs.jobs import ocse_pipeline
 from dagster_project.defs.run_queue import pipeline_waiting, reap_dead_runs
 from ocse.ingest.discovery import discover
+from ocse.run_tags import TRIGGER_TAG
 from ocse.settings import get_settings
 
 
@@ -39,4 +40,4 @@ def landing_sensor(context: dg.SensorEvaluationContext):
             f"New files; run {waiting.run_id[:8]} is already waiting and will take them."
         )
     # The gate skips files already in the ledger, so a run per change is safe and cheap.
-    return dg.RunRequest(run_key=fingerprint, tags={"ocse/trigger": "landing_sensor"})
+    return dg.RunRequest(run_key=fingerprint, tags={TRIGGER_TAG: "landing_sensor"})

@@ -8,6 +8,7 @@ OCSE_RUN_LEASE_WAIT_SECONDS for a run started elsewhere (`ocse run` from a shell
 import dagster as dg
 
 from dagster_project.defs.jobs import WAREHOUSE_LANE
+from ocse.run_tags import TRIGGER_TAG
 from ocse.settings import get_settings
 
 REQUESTED_BY_TAG = "ocse/requested_by"
@@ -23,7 +24,7 @@ def purge_past_retention(context: dg.OpExecutionContext) -> dg.Output:
 
     settings = get_settings()
     tags = context.run.tags
-    requested_by = tags.get(REQUESTED_BY_TAG) or f"dagster ({tags.get('ocse/trigger', 'ui')})"
+    requested_by = tags.get(REQUESTED_BY_TAG) or f"dagster ({tags.get(TRIGGER_TAG, 'ui')})"
     result = run_retention(
         settings,
         requested_by=requested_by,
@@ -74,7 +75,7 @@ def _retention_schedule():
     )
     def retention_schedule(context: dg.ScheduleEvaluationContext):
         day = context.scheduled_execution_time.date().isoformat()
-        return dg.RunRequest(run_key=f"retention:{day}", tags={"ocse/trigger": "schedule"})
+        return dg.RunRequest(run_key=f"retention:{day}", tags={TRIGGER_TAG: "schedule"})
 
     return retention_schedule
 

@@ -1,5 +1,4 @@
 {{ incremental_by_entity('account', 'user_ref') }}
--- Incremental by account (macros/incremental_changes.sql); depends_on: {{ ref('int_changed_entities') }}
 {%- set mode = changes_mode() %}
 -- The facts behind the white/grey/black list (policy.md), as time intervals per account:
 -- while an interval is open it counts towards a rule. The tier history sweeps over their
@@ -16,18 +15,42 @@
 --
 -- Windows follow the policy in force at each moment: an interval is cut at the boundaries
 -- of policy versions and each piece uses its version's window.
+--
+-- Reversals (policy.md): a violation is what was known at each moment. A takedown reversed
+-- on appeal was a violation from its takedown until its reversed_at, and no longer after;
+-- if the content had another qualifying action, that one is the content's takedown from
+-- the reversal on (its user, its category, dated at its own actioned_at). So a violation
+-- interval also says when the violation it stems from was known: known_from (null: from
+-- the violation itself; else the reversal that made it the content's takedown) and
+-- known_until (null: still at T; else its reversal). The tier history evaluates every
+-- moment with the violations known then. Other kinds have both null.
 with
 
-takedowns as not materialized (
+takedown_actions as not materialized (
 
-    select * from {{ ref('fct_content_takedowns') }}
-    where {{ only_changed('account', 'user_ref', mode) }}
+    select * from {{ ref('int_actions_known_at_t') }}
+    where action_type in ('content_removed', 'upload_blocked', 'transmission_blocked')
+        and content_id is not null
+
+),
+
+-- The contents behind the changed accounts' violations: any content one of their actions
+-- took down, with all its actions (another user's action can be its takedown).
+content_actions as (
+
+    select * from takedown_actions
+    {%- if mode == 'changes' %}
+    where content_id in (
+        select content_id from takedown_actions
+        where {{ only_changed('account', 'user_id_ref', mode) }}
+    )
+    {%- endif %}
 
 ),
 
 categories as not materialized (
 
-    select * from {{ ref('dim_categories') }}
+    select * from {{ ref('int_categories') }}
 
 ),
 
@@ -67,22 +90,99 @@ tier_rules as (
         *,
         coalesce(valid_to, 'infinity'::timestamptz) as valid_until
 
-    from {{ ref('dim_policy_tier_rules') }}
+    from {{ ref('int_policy_tier_rules') }}
     where valid_from <= {{ as_of() }}
 
 ),
 
 -- A violation is a content takedown, attributed to the first action's user, dated at its
--- takedown time (policy.md).
+-- takedown time (policy.md). Which action is the content's first qualifying action can change
+-- only where an action takes effect or is reversed: at each such moment, the earliest action
+-- (then the smallest id) in effect and not yet reversed.
+content_moments as (
+
+    select content_id, actioned_at as moment_at from content_actions
+    union
+    select content_id, reversed_at from content_actions
+    where reversed_at is not null
+
+),
+
+first_actions as (
+
+    select
+        content_moments.content_id,
+        content_moments.moment_at,
+        first(content_actions.action_id order by content_actions.actioned_at, content_actions.action_id)
+            as first_action_id
+
+    from content_moments
+    inner join content_actions
+        on content_moments.content_id = content_actions.content_id
+        and content_actions.actioned_at <= content_moments.moment_at
+        and (content_actions.reversed_at is null or content_actions.reversed_at > content_moments.moment_at)
+    group by content_moments.content_id, content_moments.moment_at
+
+),
+
+-- The moments left after the first takedown's moment: a moment without any action in effect
+-- (every one reversed) has no row above and ends the previous stretch.
+stretches as (
+
+    select
+        content_moments.content_id,
+        content_moments.moment_at,
+        first_actions.first_action_id,
+        first_actions.first_action_id is distinct from lag(first_actions.first_action_id) over by_time
+            as is_new
+
+    from content_moments
+    left join first_actions
+        on content_moments.content_id = first_actions.content_id
+        and content_moments.moment_at = first_actions.moment_at
+    window by_time as (partition by content_moments.content_id order by content_moments.moment_at)
+
+),
+
+-- Each stretch of one first action: from the moment it became the first until the next
+-- change (infinity: still the content's takedown at T).
+takedown_versions as (
+
+    select
+        content_id,
+        first_action_id,
+        moment_at as version_from,
+        coalesce(lead(moment_at) over (partition by content_id order by moment_at), 'infinity'::timestamptz)
+            as version_until
+
+    from stretches
+    where is_new
+
+),
+
 violations as (
 
     select
-        takedowns.user_ref,
-        takedowns.taken_down_at as violated_at,
-        categories.is_zero_tolerance
+        content_actions.user_id_ref as user_ref,
+        content_actions.actioned_at as violated_at,
+        categories.is_zero_tolerance,
+        case
+            when takedown_versions.version_from > content_actions.actioned_at
+                then takedown_versions.version_from
+        end as known_from,
+        case
+            when takedown_versions.version_until < 'infinity'::timestamptz
+                then takedown_versions.version_until
+        end as known_until
 
-    from takedowns
-    inner join categories on takedowns.category_code = categories.category_code
+    from takedown_versions
+    inner join content_actions
+        on takedown_versions.content_id = content_actions.content_id
+        and takedown_versions.first_action_id = content_actions.action_id
+    inner join categories on content_actions.category_code = categories.category_code
+    {%- if mode == 'changes' %}
+    where {{ only_changed('account', 'content_actions.user_id_ref', mode) }}
+    {%- endif %}
 
 ),
 
@@ -104,7 +204,9 @@ known as (
         user_ref,
         'known' as kind,
         min(seen_at) as started_at,
-        'infinity'::timestamptz as ended_at
+        'infinity'::timestamptz as ended_at,
+        null::timestamptz as known_from,
+        null::timestamptz as known_until
 
     from appearances
     group by user_ref
@@ -117,7 +219,9 @@ zero_tolerance as (
         user_ref,
         'zero_tolerance' as kind,
         violated_at as started_at,
-        'infinity'::timestamptz as ended_at
+        'infinity'::timestamptz as ended_at,
+        known_from,
+        known_until
 
     from violations
     where is_zero_tolerance
@@ -133,7 +237,9 @@ repeat_window as (
         least(
             violations.violated_at + to_days(tier_rules.repeat_window_days),
             tier_rules.valid_until
-        ) as ended_at
+        ) as ended_at,
+        violations.known_from,
+        violations.known_until
 
     from violations
     inner join tier_rules
@@ -152,7 +258,9 @@ violation_window as (
         least(
             violations.violated_at + to_days(tier_rules.violation_window_days),
             tier_rules.valid_until
-        ) as ended_at
+        ) as ended_at,
+        violations.known_from,
+        violations.known_until
 
     from violations
     inner join tier_rules
@@ -177,7 +285,9 @@ report_window as (
                 when reports.resolution in ('no_violation', 'duplicate') then reports.resolved_at
                 else 'infinity'::timestamptz
             end
-        ) as ended_at
+        ) as ended_at,
+        null::timestamptz as known_from,
+        null::timestamptz as known_until
 
     from reports
     inner join tier_rules
@@ -216,14 +326,28 @@ signals as (
 
 signal as (
 
-    select user_ref, 'signal' as kind, started_at, 'infinity'::timestamptz as ended_at
+    select
+        user_ref,
+        'signal' as kind,
+        started_at,
+        'infinity'::timestamptz as ended_at,
+        null::timestamptz as known_from,
+        null::timestamptz as known_until
+
     from signals
 
 ),
 
 unresolved as (
 
-    select user_ref, 'unresolved' as kind, started_at, came_to_nothing_at as ended_at
+    select
+        user_ref,
+        'unresolved' as kind,
+        started_at,
+        came_to_nothing_at as ended_at,
+        null::timestamptz as known_from,
+        null::timestamptz as known_until
+
     from signals
 
 ),
@@ -252,10 +376,13 @@ final as (
         user_ref,
         kind,
         started_at,
-        ended_at
+        ended_at,
+        known_from,
+        known_until
 
     from unioned
     where started_at < ended_at
+        and (known_until is null or started_at < known_until)
 
 )
 

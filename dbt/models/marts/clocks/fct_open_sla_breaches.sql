@@ -28,7 +28,7 @@ cases as not materialized (
 
 sla_targets as not materialized (
 
-    select * from {{ ref('dim_policy_sla_targets') }}
+    select * from {{ ref('int_policy_sla_targets') }}
 
 ),
 

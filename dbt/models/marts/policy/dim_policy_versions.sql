@@ -1,10 +1,10 @@
--- Every policy version with the interval it is in force: from its effective_from until
--- the next version's (null while it is the newest).
+-- The published copy of the reference model int_policy_versions (models/intermediate/reference):
+-- the dashboards, exports and outside tools read this one, under its contract.
 with
 
-versions as not materialized (
+reference as not materialized (
 
-    select * from {{ ref('policy_versions') }}
+    select * from {{ ref('int_policy_versions') }}
 
 ),
 
@@ -12,13 +12,13 @@ final as (
 
     select
         policy_version,
-        effective_from as valid_from,
-        lead(effective_from) over (order by effective_from) as valid_to,
+        valid_from,
+        valid_to,
         near_breach_share,
         approved_by,
         description
 
-    from versions
+    from reference
 
 )
 

@@ -10,7 +10,7 @@ reports as not materialized (
 
 sla_targets as not materialized (
 
-    select * from {{ ref('dim_policy_sla_targets') }}
+    select * from {{ ref('int_policy_sla_targets') }}
 
 ),
 

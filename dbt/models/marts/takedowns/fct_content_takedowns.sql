@@ -1,5 +1,4 @@
 {{ incremental_by_entity('content', 'content_id') }}
--- Incremental by content (macros/incremental_changes.sql); depends_on: {{ ref('int_changed_entities') }}
 {%- set mode = changes_mode() %}
 -- One row per content id with at least one qualifying action by T (metrics.md, Takedowns).
 with
@@ -20,7 +19,7 @@ hits as not materialized (
 
 sla_targets as not materialized (
 
-    select * from {{ ref('dim_policy_sla_targets') }}
+    select * from {{ ref('int_policy_sla_targets') }}
     where clock = 'takedown'
 
 ),

@@ -19,7 +19,7 @@ takedowns as not materialized (
 
 categories as not materialized (
 
-    select * from {{ ref('dim_categories') }}
+    select * from {{ ref('int_categories') }}
 
 ),
 
@@ -32,7 +32,7 @@ reports as not materialized (
 
 rules_at_t as not materialized (
 
-    select * from {{ ref('dim_policy_tier_rules') }}
+    select * from {{ ref('int_policy_tier_rules') }}
     where valid_from <= {{ as_of() }}
         and (valid_to is null or valid_to > {{ as_of() }})
 

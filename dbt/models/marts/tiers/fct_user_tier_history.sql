@@ -1,14 +1,22 @@
 {{ incremental_by_entity('account', 'user_ref') }}
--- Incremental by account (macros/incremental_changes.sql); depends_on: {{ ref('int_changed_entities') }}
 {%- set mode = changes_mode() %}
 -- Each account's tier over time, reconstructed from event times (a violation, a violation
 -- leaving its window, a report received, resolved or leaving its window, a hit reviewed, a
--- policy version taking effect), never from when the pipeline happened to run. One row per
--- stretch of time with the same tier and reason; valid_to is null on the current row.
+-- policy version taking effect, a takedown reversed), never from when the pipeline happened
+-- to run. One row per stretch of time with the same tier and reason; valid_to is null on
+-- the current row.
 --
--- The tier at a moment t follows policy.md under the policy in force at t. The facts are
--- those known at T: a takedown reversed by T was never a violation, in the tier at T and in
--- its history (the appeal established there was none).
+-- The tier at a moment t follows policy.md under the policy in force at t, with what was
+-- known at t (policy.md, "Reversals"): a takedown reversed at r was a violation until r and
+-- is not from r on, so the history keeps the grey or black tier it gave until r; the past
+-- is never rewritten by a later reversal. A reversal is not an expiry: a black tier whose
+-- grounds are reversed ends at the reversal.
+--
+-- How: the moments at which an account's known violations change (its intervals'
+-- known_from and known_until, see int_user_tier_intervals) cut its time into epochs. In
+-- each epoch the set of known violations is fixed; the sweep below runs over the whole
+-- past with that set (black holds once its rule held at any earlier moment) and keeps the
+-- rows that fall in the epoch. An account without reversals has one epoch.
 with
 
 intervals as not materialized (
@@ -20,7 +28,7 @@ intervals as not materialized (
 
 tier_rules as not materialized (
 
-    select * from {{ ref('dim_policy_tier_rules') }}
+    select * from {{ ref('int_policy_tier_rules') }}
     where valid_from <= {{ as_of() }}
 
 ),
@@ -32,18 +40,85 @@ first_seen as (
 
 ),
 
+epoch_starts as (
+
+    select user_ref, '-infinity'::timestamptz as epoch_start from first_seen
+    union
+    select user_ref, known_from from intervals
+    where known_from <= {{ as_of() }}
+    union
+    select user_ref, known_until from intervals
+    where known_until <= {{ as_of() }}
+
+),
+
+epochs as (
+
+    select
+        user_ref,
+        epoch_start,
+        coalesce(
+            lead(epoch_start) over (partition by user_ref order by epoch_start),
+            'infinity'::timestamptz
+        ) as epoch_end
+
+    from epoch_starts
+
+),
+
+-- The intervals that count in each epoch: those whose violation was known throughout it
+-- (every interval of another kind is).
+epoch_intervals as (
+
+    select
+        intervals.user_ref,
+        intervals.kind,
+        intervals.started_at,
+        intervals.ended_at,
+        epochs.epoch_start,
+        epochs.epoch_end
+
+    from intervals
+    inner join epochs
+        on intervals.user_ref = epochs.user_ref
+        and coalesce(intervals.known_from, '-infinity'::timestamptz) <= epochs.epoch_start
+        and (
+            intervals.known_until is null
+            or intervals.known_until > {{ as_of() }}
+            or intervals.known_until >= epochs.epoch_end
+        )
+
+),
+
 -- +1 where an interval starts, -1 where it ends (if by T); a new policy version is a
--- moment of change for every account already known.
+-- moment of change for every account already known, and so is the start of an epoch.
+-- Nothing after the epoch's end is needed.
 deltas as (
 
-    select user_ref, started_at as changed_at, kind, 1 as delta from intervals
+    select user_ref, epoch_start, started_at as changed_at, kind, 1 as delta
+    from epoch_intervals
+    where started_at < epoch_end
     union all
-    select user_ref, ended_at as changed_at, kind, -1 as delta from intervals
-    where ended_at <= {{ as_of() }}
+    select user_ref, epoch_start, ended_at as changed_at, kind, -1 as delta
+    from epoch_intervals
+    where ended_at <= {{ as_of() }} and ended_at < epoch_end
     union all
-    select first_seen.user_ref, tier_rules.valid_from as changed_at, 'policy' as kind, 0 as delta
+    select
+        first_seen.user_ref,
+        epochs.epoch_start,
+        tier_rules.valid_from as changed_at,
+        'policy' as kind,
+        0 as delta
+
     from first_seen
-    inner join tier_rules on tier_rules.valid_from > first_seen.first_seen_at
+    inner join epochs on first_seen.user_ref = epochs.user_ref
+    inner join tier_rules
+        on tier_rules.valid_from > first_seen.first_seen_at
+        and tier_rules.valid_from < epochs.epoch_end
+    union all
+    select user_ref, epoch_start, epoch_start as changed_at, 'epoch' as kind, 0 as delta
+    from epochs
+    where epoch_start > '-infinity'::timestamptz
 
 ),
 
@@ -51,6 +126,7 @@ moments as (
 
     select
         user_ref,
+        epoch_start,
         changed_at,
         sum(delta) filter (where kind = 'known') as d_known,
         sum(delta) filter (where kind = 'zero_tolerance') as d_zero_tolerance,
@@ -61,7 +137,7 @@ moments as (
         sum(delta) filter (where kind = 'unresolved') as d_unresolved
 
     from deltas
-    group by user_ref, changed_at
+    group by user_ref, epoch_start, changed_at
 
 ),
 
@@ -70,6 +146,7 @@ states as (
 
     select
         user_ref,
+        epoch_start,
         changed_at,
         coalesce(sum(d_known) over running, 0) as known,
         coalesce(sum(d_zero_tolerance) over running, 0) as zero_tolerance_violations,
@@ -80,7 +157,9 @@ states as (
         coalesce(sum(d_unresolved) over running, 0) as unresolved
 
     from moments
-    window running as (partition by user_ref order by changed_at rows unbounded preceding)
+    window running as (
+        partition by user_ref, epoch_start order by changed_at rows unbounded preceding
+    )
 
 ),
 
@@ -88,10 +167,12 @@ judged as (
 
     select
         states.user_ref,
+        states.epoch_start,
         states.changed_at,
         states.known,
-        -- black does not expire by itself: once a black rule held, it still does (a later
-        -- policy version with a higher threshold does not lift it either)
+        -- black does not expire by itself: once a black rule held (with this epoch's
+        -- violations), it still does (a later policy version with a higher threshold does
+        -- not lift it either)
         bool_or(
             states.zero_tolerance_violations >= tier_rules.zero_tolerance_min_violations
         ) over running as holds_zero_tolerance,
@@ -107,7 +188,8 @@ judged as (
         on states.changed_at >= tier_rules.valid_from
         and (tier_rules.valid_to is null or states.changed_at < tier_rules.valid_to)
     window running as (
-        partition by states.user_ref order by states.changed_at rows unbounded preceding
+        partition by states.user_ref, states.epoch_start
+        order by states.changed_at rows unbounded preceding
     )
 
 ),
@@ -133,7 +215,7 @@ tiered as (
         end as tier_reason
 
     from judged
-    where known > 0
+    where known > 0 and changed_at >= epoch_start
 
 ),
 

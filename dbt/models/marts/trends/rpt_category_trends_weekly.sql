@@ -24,7 +24,7 @@ takedowns as not materialized (
 
 categories as not materialized (
 
-    select * from {{ ref('dim_categories') }}
+    select * from {{ ref('int_categories') }}
 
 ),
 
