@@ -118,12 +118,15 @@
     {#- the changed entities are read on incremental runs only (only_changed): referenced here
         unconditionally, so that dbt knows the dependency on every run -#}
     {%- do ref('int_changed_entities') -%}
+    {#- on_schema_change: a model whose SQL changed is rebuilt in full (its fingerprint), so a
+        column it gained is added, then filled by that rebuild: an upgrade needs no
+        --full-refresh -#}
     {{ config(
         materialized='incremental',
         incremental_strategy='replace_changed',
         changed_entity=kind,
         unique_key=column,
-        on_schema_change='fail',
+        on_schema_change='append_new_columns',
         post_hook=["{{ record_incremental_state() }}"],
     ) }}
 {%- endmacro %}
