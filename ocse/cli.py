@@ -525,7 +525,7 @@ def contracts() -> None:
     """Work with the feed contracts in data_contracts/."""
 
 
-SOURCES_FILE = PROJECT_ROOT / "dbt" / "models" / "staging" / "_staging__sources.yml"
+SOURCES_FILE = PROJECT_ROOT / "dbt" / "models" / "staging" / "raw" / "_raw__sources.yml"
 
 
 @contracts.command("sync")

@@ -270,9 +270,16 @@ def rule_query(check: dict[str, Any]) -> str:
 def dbt_sources_yaml() -> str:
     """The dbt sources of the raw history tables, derived from the contracts.
 
-    Written to dbt/models/staging/_staging__sources.yml by `ocse contracts sync`; a test fails
-    when the committed file differs, so dbt can never drift from the contracts.
+    Written to dbt/models/staging/raw/_raw__sources.yml by `ocse contracts sync`; a test fails
+    when the committed file differs, so dbt can never drift from the contracts. A feed is
+    stale (`dbt source freshness`) when nothing of it was ingested for as long as the
+    feed-silence alert waits (alerting.yaml, thresholds.feed_silence_minutes): warn then,
+    error after four times that.
     """
+    from ocse.alerts.config import load_alerting_config
+    from ocse.settings import PROJECT_ROOT
+
+    silence = load_alerting_config(PROJECT_ROOT / "alerting.yaml").thresholds.feed_silence_minutes
     tables = []
     for contract in all_contracts():
         columns = []
@@ -297,6 +304,12 @@ def dbt_sources_yaml() -> str:
                     "Personal identifiers are stored only as keyed HMAC-SHA256 pseudonyms."
                 ),
                 "meta": {"contract": f"data_contracts/{contract.path.name}"},
+                "config": {
+                    "freshness": {
+                        "warn_after": {"count": silence[contract.feed], "period": "minute"},
+                        "error_after": {"count": 4 * silence[contract.feed], "period": "minute"},
+                    }
+                },
                 "columns": columns,
             }
         )
@@ -308,16 +321,8 @@ def dbt_sources_yaml() -> str:
                 "schema": "raw",
                 "description": "Raw history written by the ingestion gate (Dagster asset group "
                 "`ingest`). Generated from data_contracts/ by `ocse contracts sync`: do not edit.",
+                "config": {"loaded_at_field": "_ingested_at"},
                 "tables": tables,
-            },
-            {
-                "name": "ingest",
-                "schema": "ingest",
-                "description": "Ingestion bookkeeping written by the gate.",
-                "tables": [
-                    {"name": "ledger", "description": "One row per landed file."},
-                    {"name": "quarantine", "description": "One row per quarantined row."},
-                ],
             },
         ],
     }

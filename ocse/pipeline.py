@@ -33,6 +33,28 @@ def _dbt_parse_key(env: dict[str, str]) -> str:
     return digest.hexdigest()
 
 
+def install_dbt_packages() -> None:
+    """Link the vendored dbt packages (dbt/vendor/, `local:` in dbt/packages.yml) into
+    dbt/dbt_packages/, which every dbt parse and build needs: `dbt deps`, offline. Only when
+    one is missing (a fresh clone, or after `dbt clean`)."""
+    installed = DBT_DIR / "dbt_packages"
+    if all((installed / p.name).exists() for p in (DBT_DIR / "vendor").iterdir() if p.is_dir()):
+        return
+    subprocess.run(
+        [
+            str(Path(sys.executable).parent / "dbt"),
+            "deps",
+            "--quiet",
+            "--project-dir",
+            str(DBT_DIR),
+            "--profiles-dir",
+            str(DBT_DIR),
+        ],
+        check=True,
+        cwd=DBT_DIR,
+    )
+
+
 def prepare_dbt() -> None:
     """Parse the dbt project into target/manifest.json, which the Dagster assets load.
     Skipped when nothing it depends on changed since the last parse (a parse costs seconds
@@ -45,6 +67,7 @@ def prepare_dbt() -> None:
     changed" in its log)."""
     marker = DBT_DIR / "target" / ".ocse_parse_key"
     env = dbt_env(get_settings())
+    install_dbt_packages()
     key = _dbt_parse_key(env)
     manifest = DBT_DIR / "target" / "manifest.json"
     if manifest.exists() and marker.exists() and marker.read_text() == key:

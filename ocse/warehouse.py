@@ -96,6 +96,18 @@ create table if not exists ingest.quarantine (
 )
 """
 
+# The watermarks of the dbt models maintained incrementally by entity (dbt source dbt_state,
+# written by their post-hooks: dbt/macros/incremental_changes.sql). Created here, with the
+# warehouse, so that dbt can read it as a declared source before the first build.
+INCREMENTAL_STATE_DDL = """
+create table if not exists intermediate.incremental_state (
+    model varchar primary key,
+    built_as_of timestamptz not null,
+    built_through_file_id bigint not null,
+    fingerprint varchar not null
+)
+"""
+
 
 def _migrate_ledger(conn: duckdb.DuckDBPyConnection) -> None:
     """A warehouse from before files were identified by content: its ledger had a unique file
@@ -141,6 +153,8 @@ def ensure_schema(conn: duckdb.DuckDBPyConnection) -> None:
     conn.execute(LEDGER_DDL)
     _migrate_ledger(conn)
     conn.execute(QUARANTINE_DDL)
+    conn.execute("create schema if not exists intermediate")
+    conn.execute(INCREMENTAL_STATE_DDL)
     ensure_key_tables(conn)
     for contract in all_contracts():
         cols = ",\n    ".join(f"{name} {typ}" for name, typ in raw_columns(contract))

@@ -96,9 +96,8 @@ def test_every_rule_of_feeds_md_is_in_the_contract(feed):
 
 
 def test_dbt_sources_are_generated_from_the_contracts():
-    committed = (PROJECT_ROOT / "dbt" / "models" / "staging" / "_staging__sources.yml").read_text(
-        encoding="utf-8"
-    )
+    sources = PROJECT_ROOT / "dbt" / "models" / "staging" / "raw" / "_raw__sources.yml"
+    committed = sources.read_text(encoding="utf-8")
     assert committed == dbt_sources_yaml(), "run `ocse contracts sync`"
 
 
@@ -112,7 +111,9 @@ def test_raw_and_staging_columns_carry_refs_not_identifiers():
     for feed in FEEDS:
         stored = [f.stored_name for f in load_contract(feed).fields]
         assert not set(stored) & PERSONAL
-        staging = next((PROJECT_ROOT / "dbt" / "models" / "staging" / feed).glob("stg_*.sql"))
+        staging = next(
+            (PROJECT_ROOT / "dbt" / "models" / "staging" / "raw").glob(f"stg_{feed}__*.sql")
+        )
         sql = staging.read_text(encoding="utf-8")
         for name in PERSONAL & set(load_contract(feed).names):
             assert re.search(rf"\b{name}\b(?!_ref)", sql) is None

@@ -305,7 +305,10 @@ def test_incremental_runs_give_exactly_what_a_full_build_gives(marts):
     inc, full = (_connect(marts["worlds"][name]) for name in ("incremental", "full"))
     try:
         watermarks = ("_staged_as_of", "_staged_through_file_id", "source_file_id")
-        for table in _tables(full, "staging"):
+        # the staged records; the base views (every version, with its file id and load time)
+        # and the views of the gate's and dbt's bookkeeping differ by ingestion order
+        staged = [t for t in _tables(full, "staging") if t.startswith("stg_")]
+        for table in [t for t in staged if not t.startswith(("stg_ingest__", "stg_dbt_state__"))]:
             assert _rows(inc, f"staging.{table}", watermarks) == _rows(
                 full, f"staging.{table}", watermarks
             ), f"staging.{table} differs"
@@ -557,7 +560,12 @@ def test_going_back_in_time_rebuilds_staging(marts):
     world = marts["worlds"]["incremental"]
     _run(marts["mp"], world, EARLIER)
     with _connect(world) as wh:
-        for table in _tables(wh, "staging"):
+        staged_tables = wh.execute(
+            "select table_name from information_schema.tables where table_schema = 'staging' "
+            "and table_type = 'BASE TABLE'"
+        ).fetchall()
+        assert len(staged_tables) == 4
+        for (table,) in staged_tables:
             (latest_version, staged) = wh.execute(
                 f"select max(updated_at), max(_staged_as_of) from staging.{table}"
             ).fetchone()

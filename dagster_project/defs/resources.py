@@ -106,9 +106,12 @@ class WarehouseResource(dg.ConfigurableResource):
         that rebuild too."""
         conn = self.connect()
         try:
+            # the staged tables (the base views and the bookkeeping views are not staged)
             staged = conn.execute(
-                "select table_name, list(column_name) from information_schema.columns "
-                "where table_schema = 'staging' and table_name like 'stg_%' group by 1"
+                "select c.table_name, list(c.column_name) from information_schema.columns c "
+                "join information_schema.tables t using (table_schema, table_name) "
+                "where c.table_schema = 'staging' and c.table_name like 'stg_%' "
+                "and t.table_type = 'BASE TABLE' group by 1"
             ).fetchall()
             latest = None
             for table, columns in staged:

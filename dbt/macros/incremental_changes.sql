@@ -13,10 +13,11 @@
     models, on an incremental run, recomputes only them and replaces their rows (strategy
     replace_changed below, in the model's transaction).
 
-    Each model keeps its own watermark in intermediate.incremental_state (a post-hook, in
-    the same transaction as its rows): the T and the last ingested file id it was built
+    Each model keeps its own watermark in the source dbt_state.incremental_state (a
+    post-hook, in the same transaction as its rows), read back through the view
+    stg_dbt_state__incremental_state: the T and the last ingested file id it was built
     through, and a fingerprint of what else its rows depend on (the SQL of these models, the
-    reporting time zone, the policy and category seeds). It is rebuilt in full, in place,
+    reporting time zone, the reference models of the policy and the categories). It is rebuilt in full, in place,
     when it has no watermark, when the fingerprint changed, when T moved back, or when a
     policy version took effect in (T_prev, T] (every account's windows change then). `ocse
     run --full-refresh` rebuilds everything. The test suite proves incremental equals full
@@ -27,31 +28,24 @@
     {{ return(['fct_content_takedowns', 'int_user_tier_intervals', 'fct_user_tier_history']) }}
 {%- endmacro %}
 
-{#- Seeds and state by name, not ref(): these macros run only while executing, and a ref()
-    seen only then is not a dependency dbt knows of. -#}
-{% macro reference_relation(seed) -%}
-    {{ return(api.Relation.create(database=target.database, schema='reference', identifier=seed)) }}
-{%- endmacro %}
-
-{% macro incremental_state_relation() -%}
-    {{ return(api.Relation.create(database=target.database, schema='intermediate', identifier='incremental_state')) }}
+{#- The reference models whose content the fingerprint covers (int_incremental_context). -#}
+{% macro incremental_reference_models() -%}
+    {{ return(['int_categories', 'int_policy_versions', 'int_policy_sla_targets', 'int_policy_tier_rules']) }}
 {%- endmacro %}
 
 {#- Watermarks of the given models: {name: {'as_of', 'through_file_id', 'fingerprint'}}. -#}
 {% macro incremental_watermarks(names) -%}
-    {%- set state = load_relation(incremental_state_relation()) -%}
     {%- set found = {} -%}
-    {%- if state is none -%}
-        {{ return(found) }}
-    {%- endif -%}
     {%- set rows = run_query(
-        "select model, built_as_of::varchar as as_of, built_through_file_id, fingerprint from "
-        ~ state ~ " where model in ('" ~ names | join("', '") ~ "')"
+        "select model, built_as_of::varchar as as_of, built_through_file_id, built_fingerprint, "
+        ~ "is_policy_changed_since_built from " ~ ref('int_incremental_context')
+        ~ " where built_as_of is not null and model in ('" ~ names | join("', '") ~ "')"
     ).rows -%}
     {%- for row in rows -%}
         {%- do found.update({row['model']: {
             'as_of': row['as_of'], 'through_file_id': row['built_through_file_id'],
-            'fingerprint': row['fingerprint']}}) -%}
+            'fingerprint': row['built_fingerprint'],
+            'policy_changed': row['is_policy_changed_since_built']}}) -%}
     {%- endfor -%}
     {{ return(found) }}
 {%- endmacro %}
@@ -59,7 +53,7 @@
 {#- What this model's rows depend on besides the feeds, as one digest (SQL expression): the
     SQL of every model maintained this way and of int_changed_entities (a change to one
     upstream would otherwise leave this one's unchanged entities as the old SQL made them),
-    the reporting time zone and the policy and category seeds. -#}
+    the reporting time zone and the reference models. -#}
 {% macro incremental_fingerprint() -%}
     {%- set names = changed_entity_models() + ['int_changed_entities'] -%}
     {%- set code = [] -%}
@@ -71,9 +65,7 @@
     md5(concat_ws('|',
         '{{ local_md5(code | join("\n")) }}',
         '{{ var("reporting_tz") }}',
-        {%- for seed in ['policy_versions', 'policy_sla_targets', 'policy_tier_rules', 'ref_categories'] %}
-        (select md5(coalesce(string_agg(s::varchar, ';' order by s::varchar), '')) from {{ reference_relation(seed) }} as s){{ ',' if not loop.last }}
-        {%- endfor %}
+        (select reference_digest from {{ ref('int_incremental_context') }} limit 1)
     ))
 {%- endmacro %}
 
@@ -89,10 +81,10 @@
     {%- endif -%}
     {%- set check = run_query(
         "select " ~ incremental_fingerprint() ~ " = '" ~ mark['fingerprint'] ~ "' as same_inputs, "
-        ~ "'" ~ mark['as_of'] ~ "'::timestamptz <= " ~ as_of() ~ " as moves_forward, "
-        ~ "not exists (select 1 from " ~ reference_relation('policy_versions') ~ " where effective_from > '"
-        ~ mark['as_of'] ~ "'::timestamptz and effective_from <= " ~ as_of() ~ ") as same_policy"
+        ~ "'" ~ mark['as_of'] ~ "'::timestamptz <= " ~ as_of() ~ " as moves_forward"
     ).rows[0] -%}
+    {%- set check = {'same_inputs': check['same_inputs'], 'moves_forward': check['moves_forward'],
+        'same_policy': not mark['policy_changed']} -%}
     {%- if check['same_inputs'] and check['moves_forward'] and check['same_policy'] -%}
         {{ return('changes') }}
     {%- endif -%}
@@ -118,6 +110,7 @@
     {#- the changed entities are read on incremental runs only (only_changed): referenced here
         unconditionally, so that dbt knows the dependency on every run -#}
     {%- do ref('int_changed_entities') -%}
+    {%- do ref('int_incremental_context') -%}
     {#- on_schema_change: a model whose SQL changed is rebuilt in full (its fingerprint), so a
         column it gained is added, then filled by that rebuild: an upgrade needs no
         --full-refresh -#}
@@ -133,18 +126,18 @@
 
 {#- Post-hook: record the T and the last file this model was built through. -#}
 {% macro record_incremental_state() -%}
-    create table if not exists {{ incremental_state_relation() }} (
-        model varchar primary key,
-        built_as_of timestamptz not null,
-        built_through_file_id bigint not null,
-        fingerprint varchar not null
-    );
-    insert or replace into {{ incremental_state_relation() }}
+    {#- Written to, not read: the declared source's address from the graph, not source(),
+        which would make the state an input of this model (it is read through the view
+        stg_dbt_state__incremental_state) -#}
+    {%- set state = graph.sources.get('source.ocse_warehouse.dbt_state.incremental_state') if execute else none -%}
+    insert or replace into {{ api.Relation.create(database=state.database, schema=state.schema, identifier=state.identifier) if state else 'incremental_state' }}
     select
         '{{ this.identifier }}',
         {{ as_of() }},
-        coalesce((select max(file_id) from ingest.ledger), 0),
+        latest_file_id,
         {{ incremental_fingerprint() }}
+    from {{ ref('int_incremental_context') }}
+    where model = '{{ this.identifier }}'
 {%- endmacro %}
 
 {#- Incremental strategy `replace_changed`: delete the rows of every changed entity (all rows

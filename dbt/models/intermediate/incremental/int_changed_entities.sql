@@ -2,10 +2,15 @@
 -- models maintained incrementally (macros/incremental_changes.sql): those named, in any of
 -- their versions, by a record with a version ingested since or a timestamp in (T_prev, T];
 -- the accounts whose takedown user may have moved (any action on a changed content); and
--- the accounts with a tier interval that ended in (T_prev, T]. Empty when no such model
--- has a watermark yet (they are all built in full then).
--- depends_on: {{ source('raw', 'screening_hits') }}, {{ source('raw', 'reports') }}
--- depends_on: {{ source('raw', 'enforcement_actions') }}, {{ source('raw', 'cases') }}
+-- the accounts with a list window that ended in (T_prev, T] (a violation or a report leaving
+-- its window). Empty when no such model has a watermark yet (they are all built in full
+-- then).
+{#- every dependency named while dbt parses (the body below is compiled only on a run) -#}
+{%- do ref('int_incremental_context') -%}
+{%- do ref('int_policy_tier_rules') -%}
+{%- for feed in ['screening_hits', 'reports', 'enforcement_actions', 'cases'] -%}
+    {%- do ref('base_raw__' ~ feed) -%}
+{%- endfor -%}
 {%- set marks = incremental_watermarks(changed_entity_models()).values() | list if execute else [] %}
 {#- feed: (record key, the account it names, the content it names) -#}
 {%- set feeds = {
@@ -27,7 +32,7 @@ where false
 with
 
 {% for feed, (record_key, account_column, content_column) in feeds.items() %}
-{%- set relation = source('raw', feed) %}
+{%- set relation = ref('base_raw__' ~ feed) %}
 {%- set timestamps = [] %}
 {%- for column in adapter.get_columns_in_relation(relation) %}
     {%- if 'timestamp' in column.dtype | lower and column.name != '_ingested_at' %}
@@ -50,6 +55,34 @@ with
 
 {% endfor %}
 
+-- The list windows of every policy version in force by T (int_policy_tier_rules).
+windows as (
+
+    select distinct
+        kind,
+        window_days
+    from (
+        select
+            'violation' as kind,
+            repeat_window_days as window_days
+        from {{ ref('int_policy_tier_rules') }}
+        where valid_from <= {{ as_of() }}
+        union all
+        select
+            'violation' as kind,
+            violation_window_days as window_days
+        from {{ ref('int_policy_tier_rules') }}
+        where valid_from <= {{ as_of() }}
+        union all
+        select
+            'report' as kind,
+            reports_window_days as window_days
+        from {{ ref('int_policy_tier_rules') }}
+        where valid_from <= {{ as_of() }}
+    ) as all_windows
+
+),
+
 contents as (
 
     {%- for feed, (record_key, account_column, content_column) in feeds.items() if content_column %}
@@ -66,14 +99,27 @@ accounts as (
     union
     {% endfor %}
     -- the first qualifying action names the takedown's account: any action on the content
-    select user_id_ref from {{ source('raw', 'enforcement_actions') }}
+    select user_id_ref from {{ ref('base_raw__enforcement_actions') }}
     where content_id in (select entity_key from contents)
-    {%- set intervals = adapter.get_relation(database=target.database, schema='intermediate', identifier='int_user_tier_intervals') %}
-    {%- if intervals is not none %}
     union
-    select user_ref from {{ intervals }}
-    where ended_at > '{{ since_as_of }}'::timestamptz and ended_at <= {{ as_of() }}
-    {%- endif %}
+    -- a violation leaving a list window (any window of any policy version: a superset)
+    select user_id_ref from {{ ref('base_raw__enforcement_actions') }}
+    where content_id is not null
+        and exists (
+            select 1 from windows
+            where windows.kind = 'violation'
+                and actioned_at + to_days(windows.window_days) > '{{ since_as_of }}'::timestamptz
+                and actioned_at + to_days(windows.window_days) <= {{ as_of() }}
+        )
+    union
+    -- a report leaving the reports window
+    select reported_user_id_ref from {{ ref('base_raw__reports') }}
+    where exists (
+        select 1 from windows
+        where windows.kind = 'report'
+            and received_at + to_days(windows.window_days) > '{{ since_as_of }}'::timestamptz
+            and received_at + to_days(windows.window_days) <= {{ as_of() }}
+    )
 
 ),
 

@@ -13,6 +13,10 @@
 --   signal              a hit on the account's upload or a report naming it (white needs one)
 --   unresolved          such a hit or report that has not (yet) come to nothing
 --
+-- source_id names the record behind an interval: the content of a violation, the hit or
+-- report of a signal, the report of a report window (null for `known`). With the policy
+-- piece (started_at) and known_from it is the grain.
+--
 -- Windows follow the policy in force at each moment: an interval is cut at the boundaries
 -- of policy versions and each piece uses its version's window.
 --
@@ -26,23 +30,16 @@
 -- moment with the violations known then. Other kinds have both null.
 with
 
-takedown_actions as not materialized (
+-- The takedowns behind the changed accounts' violations: every version of a content one of
+-- their actions took down (another user's action can be its takedown).
+takedown_versions as not materialized (
 
-    select * from {{ ref('int_actions_known_at_t') }}
-    where action_type in ('content_removed', 'upload_blocked', 'transmission_blocked')
-        and content_id is not null
-
-),
-
--- The contents behind the changed accounts' violations: any content one of their actions
--- took down, with all its actions (another user's action can be its takedown).
-content_actions as (
-
-    select * from takedown_actions
+    select * from {{ ref('int_takedown_versions') }}
     {%- if mode == 'changes' %}
     where content_id in (
-        select content_id from takedown_actions
-        where {{ only_changed('account', 'user_id_ref', mode) }}
+        select content_id from {{ ref('int_actions_known_at_t') }}
+        where content_id is not null
+            and {{ only_changed('account', 'user_id_ref', mode) }}
     )
     {%- endif %}
 
@@ -96,93 +93,20 @@ tier_rules as (
 ),
 
 -- A violation is a content takedown, attributed to the first action's user, dated at its
--- takedown time (policy.md). Which action is the content's first qualifying action can change
--- only where an action takes effect or is reversed: at each such moment, the earliest action
--- (then the smallest id) in effect and not yet reversed.
-content_moments as (
-
-    select content_id, actioned_at as moment_at from content_actions
-    union
-    select content_id, reversed_at from content_actions
-    where reversed_at is not null
-
-),
-
-first_actions as (
-
-    select
-        content_moments.content_id,
-        content_moments.moment_at,
-        first(content_actions.action_id order by content_actions.actioned_at, content_actions.action_id)
-            as first_action_id
-
-    from content_moments
-    inner join content_actions
-        on content_moments.content_id = content_actions.content_id
-        and content_actions.actioned_at <= content_moments.moment_at
-        and (content_actions.reversed_at is null or content_actions.reversed_at > content_moments.moment_at)
-    group by content_moments.content_id, content_moments.moment_at
-
-),
-
--- The moments left after the first takedown's moment: a moment without any action in effect
--- (every one reversed) has no row above and ends the previous stretch.
-stretches as (
-
-    select
-        content_moments.content_id,
-        content_moments.moment_at,
-        first_actions.first_action_id,
-        first_actions.first_action_id is distinct from lag(first_actions.first_action_id) over by_time
-            as is_new
-
-    from content_moments
-    left join first_actions
-        on content_moments.content_id = first_actions.content_id
-        and content_moments.moment_at = first_actions.moment_at
-    window by_time as (partition by content_moments.content_id order by content_moments.moment_at)
-
-),
-
--- Each stretch of one first action: from the moment it became the first until the next
--- change (infinity: still the content's takedown at T).
-takedown_versions as (
-
-    select
-        content_id,
-        first_action_id,
-        moment_at as version_from,
-        coalesce(lead(moment_at) over (partition by content_id order by moment_at), 'infinity'::timestamptz)
-            as version_until
-
-    from stretches
-    where is_new
-
-),
-
+-- takedown time (policy.md), as it was known over time (int_takedown_versions).
 violations as (
 
     select
-        content_actions.user_id_ref as user_ref,
-        content_actions.actioned_at as violated_at,
+        takedown_versions.user_ref,
+        takedown_versions.content_id as source_id,
+        takedown_versions.violated_at,
         categories.is_zero_tolerance,
-        case
-            when takedown_versions.version_from > content_actions.actioned_at
-                then takedown_versions.version_from
-        end as known_from,
-        case
-            when takedown_versions.version_until < 'infinity'::timestamptz
-                then takedown_versions.version_until
-        end as known_until
+        takedown_versions.known_from,
+        takedown_versions.known_until
 
     from takedown_versions
-    inner join content_actions
-        on takedown_versions.content_id = content_actions.content_id
-        and takedown_versions.first_action_id = content_actions.action_id
-    inner join categories on content_actions.category_code = categories.category_code
-    {%- if mode == 'changes' %}
-    where {{ only_changed('account', 'content_actions.user_id_ref', mode) }}
-    {%- endif %}
+    inner join categories on takedown_versions.category_code = categories.category_code
+    where {{ only_changed('account', 'takedown_versions.user_ref', mode) }}
 
 ),
 
@@ -203,6 +127,7 @@ known as (
     select
         user_ref,
         'known' as kind,
+        null::varchar as source_id,
         min(seen_at) as started_at,
         'infinity'::timestamptz as ended_at,
         null::timestamptz as known_from,
@@ -218,6 +143,7 @@ zero_tolerance as (
     select
         user_ref,
         'zero_tolerance' as kind,
+        source_id,
         violated_at as started_at,
         'infinity'::timestamptz as ended_at,
         known_from,
@@ -233,6 +159,7 @@ repeat_window as (
     select
         violations.user_ref,
         'repeat_window' as kind,
+        violations.source_id,
         greatest(violations.violated_at, tier_rules.valid_from) as started_at,
         least(
             violations.violated_at + to_days(tier_rules.repeat_window_days),
@@ -254,6 +181,7 @@ violation_window as (
     select
         violations.user_ref,
         'violation_window' as kind,
+        violations.source_id,
         greatest(violations.violated_at, tier_rules.valid_from) as started_at,
         least(
             violations.violated_at + to_days(tier_rules.violation_window_days),
@@ -277,6 +205,7 @@ report_window as (
     select
         reports.reported_user_id_ref as user_ref,
         'report_window' as kind,
+        reports.report_id as source_id,
         greatest(reports.received_at, tier_rules.valid_from) as started_at,
         least(
             reports.received_at + to_days(tier_rules.reports_window_days),
@@ -301,6 +230,7 @@ signals as (
 
     select
         uploader_id_ref as user_ref,
+        hit_id as source_id,
         detected_at as started_at,
         case
             when review_status = 'false_positive' then reviewed_at
@@ -313,6 +243,7 @@ signals as (
 
     select
         reported_user_id_ref as user_ref,
+        report_id as source_id,
         received_at as started_at,
         case
             when resolution in ('no_violation', 'duplicate', 'insufficient_information')
@@ -329,6 +260,7 @@ signal as (
     select
         user_ref,
         'signal' as kind,
+        source_id,
         started_at,
         'infinity'::timestamptz as ended_at,
         null::timestamptz as known_from,
@@ -343,6 +275,7 @@ unresolved as (
     select
         user_ref,
         'unresolved' as kind,
+        source_id,
         started_at,
         came_to_nothing_at as ended_at,
         null::timestamptz as known_from,
@@ -375,6 +308,7 @@ final as (
     select
         user_ref,
         kind,
+        source_id,
         started_at,
         ended_at,
         known_from,

@@ -2,7 +2,7 @@ with
 
 ledger as not materialized (
 
-    select * from {{ source('ingest', 'ledger') }}
+    select * from {{ ref('stg_ingest__ledger') }}
 
 ),
 

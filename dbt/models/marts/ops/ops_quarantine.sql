@@ -2,7 +2,7 @@ with
 
 quarantine as not materialized (
 
-    select * from {{ source('ingest', 'quarantine') }}
+    select * from {{ ref('stg_ingest__quarantine') }}
 
 ),
 
@@ -12,7 +12,7 @@ ledger as not materialized (
     select
         file_id,
         coalesce(replay_of_file_id, file_id) as root_file_id
-    from {{ source('ingest', 'ledger') }}
+    from {{ ref('stg_ingest__ledger') }}
 
 ),
 
@@ -23,7 +23,7 @@ replay_loads as (
         select
             _file_id as file_id,
             _row_number as row_number
-        from {{ source('raw', feed) }}
+        from {{ ref('base_raw__' ~ feed) }}
         where _file_id in (select file_id from ledger where file_id <> root_file_id)
         {% if not loop.last %}union all{% endif %}
     {% endfor %}

@@ -10,6 +10,16 @@ actions as not materialized (
 
 ),
 
+-- The content's takedown at T: the stretch of its takedown history still current
+-- (int_takedown_versions, which also says who had it before a reversal).
+current_takedowns as not materialized (
+
+    select * from {{ ref('int_takedown_versions') }}
+    where version_until = 'infinity'::timestamptz
+        and {{ only_changed('content', 'content_id', mode) }}
+
+),
+
 hits as not materialized (
 
     select * from {{ ref('int_hits_known_at_t') }}
@@ -31,13 +41,12 @@ qualifying as (
 
 ),
 
+-- metrics.md: the qualifying action with the earliest actioned_at (ties: smallest id).
 first_action as (
 
-    select * from qualifying
-    qualify row_number() over (
-        partition by content_id
-        order by actioned_at, action_id
-    ) = 1
+    select qualifying.*
+    from qualifying
+    inner join current_takedowns on qualifying.action_id = current_takedowns.action_id
 
 ),
 
