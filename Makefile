@@ -15,8 +15,10 @@ demo: setup
 test: setup
 	@bash scripts/test.sh
 
+# Python (ruff) and the dbt models' SQL (sqlfluff, .sqlfluff).
 lint: setup
 	@$(UV) run ruff check . && $(UV) run ruff format --check .
+	@bash scripts/lint_sql.sh
 
 # The benchmark (bench/README.md): SCALES="demo M L" by default; scale sets are generated once
 # into bench/.cache/ and reused. Results: bench/results/<scale>.json and bench/RESULTS.md.

@@ -36,6 +36,9 @@
 {#- Watermarks of the given models: {name: {'as_of', 'through_file_id', 'fingerprint'}}. -#}
 {% macro incremental_watermarks(names) -%}
     {%- set found = {} -%}
+    {%- if load_relation(ref('int_incremental_context')) is none -%}
+        {{ return(found) }}  {#- not built yet (a first build, or `dbt compile` on an empty warehouse) -#}
+    {%- endif -%}
     {%- set rows = run_query(
         "select model, built_as_of::varchar as as_of, built_through_file_id, built_fingerprint, "
         ~ "is_policy_changed_since_built from " ~ ref('int_incremental_context')

@@ -11,7 +11,8 @@
 {%- for feed in ['screening_hits', 'reports', 'enforcement_actions', 'cases'] -%}
     {%- do ref('base_raw__' ~ feed) -%}
 {%- endfor -%}
-{%- set marks = incremental_watermarks(changed_entity_models()).values() | list if execute else [] %}
+{%- set marks = (incremental_watermarks(changed_entity_models()).values() | list)
+    if execute else [] %}
 {#- feed: (record key, the account it names, the content it names) -#}
 {%- set feeds = {
     'screening_hits': ('hit_id', 'uploader_id_ref', 'content_id'),
@@ -22,8 +23,10 @@
 
 {%- if marks | length == 0 %}
 
-select null::varchar as entity, null::varchar as entity_key
-where false
+    select
+        null::varchar as entity,
+        null::varchar as entity_key
+    where false
 
 {%- else %}
 {%- set since_as_of = marks | map(attribute='as_of') | min %}

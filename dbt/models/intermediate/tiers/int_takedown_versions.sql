@@ -51,12 +51,12 @@ first_actions as (
     from content_moments
     inner join takedown_actions
         on
-            content_moments.content_id = takedown_actions.content_id
-            and content_moments.moment_at >= takedown_actions.actioned_at
-            and (
-                takedown_actions.reversed_at is null
-                or content_moments.moment_at < takedown_actions.reversed_at
-            )
+        content_moments.content_id = takedown_actions.content_id
+        and content_moments.moment_at >= takedown_actions.actioned_at
+        and (
+            takedown_actions.reversed_at is null
+            or content_moments.moment_at < takedown_actions.reversed_at
+        )
     group by content_moments.content_id, content_moments.moment_at
 
 ),
@@ -69,14 +69,16 @@ stretches as (
         content_moments.content_id,
         content_moments.moment_at,
         first_actions.first_action_id,
-        first_actions.first_action_id
-        is distinct from lag(first_actions.first_action_id) over by_time as is_new
+        {{ distinct_from(
+            'first_actions.first_action_id',
+            'lag(first_actions.first_action_id) over by_time'
+        ) }} as is_new
 
     from content_moments
     left join first_actions
         on
-            content_moments.content_id = first_actions.content_id
-            and content_moments.moment_at = first_actions.moment_at
+        content_moments.content_id = first_actions.content_id
+        and content_moments.moment_at = first_actions.moment_at
     window by_time as (
         partition by content_moments.content_id order by content_moments.moment_at
     )

@@ -112,13 +112,25 @@ violations as (
 
 appearances as (
 
-    select uploader_id_ref as user_ref, detected_at as seen_at from hits
+    select
+        uploader_id_ref as user_ref,
+        detected_at as seen_at
+    from hits
     union all
-    select reported_user_id_ref, received_at from reports
+    select
+        reported_user_id_ref,
+        received_at
+    from reports
     union all
-    select user_id_ref, actioned_at from actions
+    select
+        user_id_ref,
+        actioned_at
+    from actions
     union all
-    select subject_user_id_ref, opened_at from cases
+    select
+        subject_user_id_ref,
+        opened_at
+    from cases
 
 ),
 
@@ -172,7 +184,7 @@ repeat_window as (
     inner join tier_rules
         on violations.violated_at < tier_rules.valid_until
         and violations.violated_at + to_days(tier_rules.repeat_window_days)
-            > tier_rules.valid_from
+        > tier_rules.valid_from
 
 ),
 
@@ -194,7 +206,7 @@ violation_window as (
     inner join tier_rules
         on violations.violated_at < tier_rules.valid_until
         and violations.violated_at + to_days(tier_rules.violation_window_days)
-            > tier_rules.valid_from
+        > tier_rules.valid_from
 
 ),
 
@@ -222,7 +234,7 @@ report_window as (
     inner join tier_rules
         on reports.received_at < tier_rules.valid_until
         and reports.received_at + to_days(tier_rules.reports_window_days)
-            > tier_rules.valid_from
+        > tier_rules.valid_from
 
 ),
 

@@ -43,12 +43,21 @@ taken_down as (
 
 posted as (
 
-    select content_id, min(posted_at) as posted_at
+    select
+        content_id,
+        min(posted_at) as posted_at
     from (
-        select content_id, posted_at from hits
+        select
+            content_id,
+            posted_at
+        from hits
         union all
-        select content_id, posted_at from actions where content_id is not null
-    )
+        select
+            content_id,
+            posted_at
+        from actions
+        where content_id is not null
+    ) as sightings
     where posted_at is not null
     group by content_id
 
@@ -84,9 +93,9 @@ takedown_clocks as (
         and posted.posted_at >= sla_targets.valid_from
         and (sla_targets.valid_to is null or posted.posted_at < sla_targets.valid_to)
     qualify row_number() over (
-        partition by live_hits.content_id
-        order by sla_targets.target_minutes, live_hits.detected_at, live_hits.hit_id
-    ) = 1
+            partition by live_hits.content_id
+            order by sla_targets.target_minutes, live_hits.detected_at, live_hits.hit_id
+        ) = 1
 
 ),
 
@@ -94,21 +103,30 @@ report_clocks as (
 
     -- A report resolved without an acknowledgement missed that target (fct_reports says
     -- so), but its handling is over: it leaves the queue.
-    select 'report_acknowledgement' as clock, report_id as subject_id, category_code,
+    select
+        'report_acknowledgement' as clock,
+        report_id as subject_id,
+        category_code,
         received_at as clock_started_at
     from reports
     where acknowledged_at is null and resolved_at is null
 
     union all
 
-    select 'report_resolution' as clock, report_id as subject_id, category_code,
+    select
+        'report_resolution' as clock,
+        report_id as subject_id,
+        category_code,
         received_at as clock_started_at
     from reports
     where resolved_at is null
 
     union all
 
-    select 'referral' as clock, case_id as subject_id, category_code,
+    select
+        'referral' as clock,
+        case_id as subject_id,
+        category_code,
         confirmed_at as clock_started_at
     from cases
     where confirmed_at is not null and referred_at is null

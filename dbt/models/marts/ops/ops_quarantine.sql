@@ -24,7 +24,10 @@ replay_loads as (
             _file_id as file_id,
             _row_number as row_number
         from {{ ref('base_raw__' ~ feed) }}
-        where _file_id in (select file_id from ledger where file_id <> root_file_id)
+        where _file_id in (
+                select ledger.file_id from ledger
+                where ledger.file_id <> ledger.root_file_id
+            )
         {% if not loop.last %}union all{% endif %}
     {% endfor %}
 
@@ -41,9 +44,15 @@ attempts as (
             partition by ledger.root_file_id, tried.row_number order by tried.file_id
         ) as next_attempt_file_id
     from (
-        select file_id, row_number from quarantine
+        select
+            file_id,
+            row_number
+        from quarantine
         union all
-        select file_id, row_number from replay_loads
+        select
+            file_id,
+            row_number
+        from replay_loads
     ) as tried
     inner join ledger on tried.file_id = ledger.file_id
 
@@ -64,8 +73,8 @@ final as (
     from quarantine
     inner join attempts
         on
-            quarantine.file_id = attempts.file_id
-            and quarantine.row_number = attempts.row_number
+        quarantine.file_id = attempts.file_id
+        and quarantine.row_number = attempts.row_number
 
 )
 

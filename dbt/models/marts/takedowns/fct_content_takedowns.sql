@@ -53,10 +53,18 @@ first_action as (
 -- What every action and hit reported about the content: posting and detection times.
 sightings as (
 
-    select content_id, posted_at, detected_at from actions
+    select
+        content_id,
+        posted_at,
+        detected_at
+    from actions
     where content_id is not null
     union all
-    select content_id, posted_at, detected_at from hits
+    select
+        content_id,
+        posted_at,
+        detected_at
+    from hits
 
 ),
 

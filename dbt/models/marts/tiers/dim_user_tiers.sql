@@ -45,7 +45,7 @@ violation_counts as (
         count(*) as violations_total,
         count(*) filter (
             where takedowns.taken_down_at
-                > {{ as_of() }} - to_days(rules_at_t.violation_window_days)
+            > {{ as_of() }} - to_days(rules_at_t.violation_window_days)
         ) as violations_180d,
         count(*) filter (where categories.is_zero_tolerance) as zero_tolerance_violations,
         max(takedowns.taken_down_at) as last_violation_at

@@ -35,19 +35,31 @@ tier_rules as not materialized (
 
 first_seen as (
 
-    select user_ref, started_at as first_seen_at from intervals
+    select
+        user_ref,
+        started_at as first_seen_at
+    from intervals
     where kind = 'known'
 
 ),
 
 epoch_starts as (
 
-    select user_ref, '-infinity'::timestamptz as epoch_start from first_seen
+    select
+        user_ref,
+        '-infinity'::timestamptz as epoch_start
+    from first_seen
     union
-    select user_ref, known_from from intervals
+    select
+        user_ref,
+        known_from
+    from intervals
     where known_from <= {{ as_of() }}
     union
-    select user_ref, known_until from intervals
+    select
+        user_ref,
+        known_until
+    from intervals
     where known_until <= {{ as_of() }}
 
 ),
@@ -95,11 +107,21 @@ epoch_intervals as (
 -- Nothing after the epoch's end is needed.
 deltas as (
 
-    select user_ref, epoch_start, started_at as changed_at, kind, 1 as delta
+    select
+        user_ref,
+        epoch_start,
+        started_at as changed_at,
+        kind,
+        1 as delta
     from epoch_intervals
     where started_at < epoch_end
     union all
-    select user_ref, epoch_start, ended_at as changed_at, kind, -1 as delta
+    select
+        user_ref,
+        epoch_start,
+        ended_at as changed_at,
+        kind,
+        -1 as delta
     from epoch_intervals
     where ended_at <= {{ as_of() }} and ended_at < epoch_end
     union all
@@ -113,10 +135,15 @@ deltas as (
     from first_seen
     inner join epochs on first_seen.user_ref = epochs.user_ref
     inner join tier_rules
-        on tier_rules.valid_from > first_seen.first_seen_at
-        and tier_rules.valid_from < epochs.epoch_end
+        on first_seen.first_seen_at < tier_rules.valid_from
+        and epochs.epoch_end > tier_rules.valid_from
     union all
-    select user_ref, epoch_start, epoch_start as changed_at, 'epoch' as kind, 0 as delta
+    select
+        user_ref,
+        epoch_start,
+        epoch_start as changed_at,
+        'epoch' as kind,
+        0 as delta
     from epochs
     where epoch_start > '-infinity'::timestamptz
 
@@ -223,9 +250,9 @@ changes as (
 
     select
         *,
-        tier is distinct from lag(tier) over by_time
-            or tier_reason is distinct from lag(tier_reason) over by_time as is_new_row,
-        tier is distinct from lag(tier) over by_time as is_new_tier
+        {{ distinct_from('tier', 'lag(tier) over by_time') }}
+        or {{ distinct_from('tier_reason', 'lag(tier_reason) over by_time') }} as is_new_row,
+        {{ distinct_from('tier', 'lag(tier) over by_time') }} as is_new_tier
 
     from tiered
     window by_time as (partition by user_ref order by changed_at)

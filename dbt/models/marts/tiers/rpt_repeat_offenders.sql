@@ -26,9 +26,9 @@ top_category as (
     where user_ref in (select tiers.user_ref from tiers)
     group by user_ref, category_code
     qualify row_number() over (
-        partition by user_ref
-        order by count(*) desc, max(taken_down_at) desc, category_code
-    ) = 1
+            partition by user_ref
+            order by count(*) desc, max(taken_down_at) desc, category_code
+        ) = 1
 
 ),
 
@@ -40,7 +40,7 @@ final as (
                 tiers.violations_total desc,
                 tiers.violations_180d desc,
                 tiers.last_violation_at desc nulls last,
-                tiers.user_ref
+                tiers.user_ref asc
         ) as offender_rank,
         tiers.user_ref,
         tiers.tier,

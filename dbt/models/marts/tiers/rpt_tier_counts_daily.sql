@@ -19,16 +19,22 @@ history as not materialized (
 
 tiers as (
 
-    select tier from (values ('black'), ('grey'), ('white'), ('none')) as t(tier)
+    select listed.tier from (values ('black'), ('grey'), ('white'), ('none')) as listed (tier)
 
 ),
 
 changes as (
 
-    select {{ local_date('valid_from') }} as report_date, tier, 1 as delta
+    select
+        {{ local_date('valid_from') }} as report_date,
+        tier,
+        1 as delta
     from history
     union all
-    select {{ local_date('valid_to') }} as report_date, tier, -1 as delta
+    select
+        {{ local_date('valid_to') }} as report_date,
+        tier,
+        -1 as delta
     from history
     where valid_to is not null
 
@@ -36,7 +42,10 @@ changes as (
 
 daily_changes as (
 
-    select report_date, tier, sum(delta) as delta
+    select
+        report_date,
+        tier,
+        sum(delta) as delta
     from changes
     group by report_date, tier
 
@@ -56,18 +65,21 @@ days as (
 
     select cast(series.day as date) as report_date
     from bounds
-    cross join range(
-        cast(bounds.first_day as timestamp),
-        cast(bounds.last_day as timestamp) + interval 1 day,
-        interval 1 day
-    ) as series(day)
+    cross join
+        range(
+            cast(bounds.first_day as timestamp),
+            cast(bounds.last_day as timestamp) + interval 1 day,
+            interval 1 day
+        ) as series (day)
     where bounds.first_day is not null
 
 ),
 
 grid as (
 
-    select days.report_date, tiers.tier
+    select
+        days.report_date,
+        tiers.tier
     from days
     cross join tiers
 

@@ -78,18 +78,20 @@ weeks_with_data as (
 
 weeks as (
 
-    select cast(week_start as date) as week_start
+    select cast(series.week_start as date) as week_start
     from range(
-        (select min(week_start) from weeks_with_data),
-        (select max(week_start) from weeks_with_data) + interval 7 day,
-        interval 7 day
-    ) as series(week_start)
+            (select min(week_start) from weeks_with_data),
+            (select max(week_start) from weeks_with_data) + interval 7 day,
+            interval 7 day
+        ) as series (week_start)
 
 ),
 
 grid as (
 
-    select weeks.week_start, categories.category_code
+    select
+        weeks.week_start,
+        categories.category_code
     from weeks
     cross join categories
 
@@ -106,9 +108,15 @@ filled as (
         coalesce(weekly_takedowns.proactive_takedowns, 0) as proactive_takedowns
 
     from grid
-    left join confirmed_hits using (week_start, category_code)
-    left join reports_received using (week_start, category_code)
-    left join weekly_takedowns using (week_start, category_code)
+    left join confirmed_hits
+        on grid.week_start = confirmed_hits.week_start
+        and grid.category_code = confirmed_hits.category_code
+    left join reports_received
+        on grid.week_start = reports_received.week_start
+        and grid.category_code = reports_received.category_code
+    left join weekly_takedowns
+        on grid.week_start = weekly_takedowns.week_start
+        and grid.category_code = weekly_takedowns.category_code
 
 ),
 

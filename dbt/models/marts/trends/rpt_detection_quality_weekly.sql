@@ -36,12 +36,12 @@ weekly as (
 
 weeks as (
 
-    select cast(week_start as date) as week_start
+    select cast(series.week_start as date) as week_start
     from range(
-        (select min(week_start) from weekly),
-        (select max(week_start) from weekly) + interval 7 day,
-        interval 7 day
-    ) as series(week_start)
+            (select min(week_start) from weekly),
+            (select max(week_start) from weekly) + interval 7 day,
+            interval 7 day
+        ) as series (week_start)
 
 ),
 
