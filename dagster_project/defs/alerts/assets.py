@@ -34,6 +34,7 @@ STATE_TYPES = (
     deps=[
         dg.AssetKey(["marts", "fct_open_sla_breaches"]),
         dg.AssetKey(["marts", "dim_categories"]),
+        dg.AssetKey(["marts", "dim_policy_versions"]),  # the near-breach share
         dg.AssetKey(["ingest", "ledger"]),
     ],
     group_name="alerts",
