@@ -115,9 +115,10 @@ def world(ocse_env, key):
         "create table staging.stg_reports__reports as select * from raw.reports "
         "qualify row_number() over (partition by report_id order by updated_at desc) = 1"
     )
-    conn.execute("create schema intermediate")
+    # the warehouse's schema created intermediate.incremental_state (a dbt source): one watermark
     conn.execute(
-        "create table intermediate.incremental_state as select 'fct_content_takedowns' as model"
+        "insert into intermediate.incremental_state values "
+        "('fct_content_takedowns', '2025-06-30 16:00:00+00', 1, 'fingerprint')"
     )
     guard.verify(conn)
     conn.close()
