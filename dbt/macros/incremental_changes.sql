@@ -17,9 +17,10 @@
     post-hook, in the same transaction as its rows), read back through the view
     stg_dbt_state__incremental_state: the T and the last ingested file id it was built
     through, and a fingerprint of what else its rows depend on (the SQL of these models, the
-    reporting time zone, the reference models of the policy and the categories). It is rebuilt in full, in place,
-    when it has no watermark, when the fingerprint changed, when T moved back, or when a
-    policy version took effect in (T_prev, T] (every account's windows change then). `ocse
+    reporting time zone, the reference models of the policy and the categories). It is
+    rebuilt in full, in place, when it has no watermark, when the fingerprint changed, when
+    T moved back, or when a policy version took effect in (T_prev, T] (every account's
+    windows change then). `ocse
     run --full-refresh` rebuilds everything. The test suite proves incremental equals full
     (tests/test_marts.py). -#}
 
@@ -54,11 +55,12 @@
 {%- endmacro %}
 
 {#- What this model's rows depend on besides the feeds, as one digest (SQL expression): the
-    SQL of every model maintained this way and of int_changed_entities (a change to one
-    upstream would otherwise leave this one's unchanged entities as the old SQL made them),
+    SQL of every model maintained this way, of int_changed_entities and of
+    int_takedown_versions (the takedown history they read; a change to one upstream would
+    otherwise leave this one's unchanged entities as the old SQL made them),
     the reporting time zone and the reference models. -#}
 {% macro incremental_fingerprint() -%}
-    {%- set names = changed_entity_models() + ['int_changed_entities'] -%}
+    {%- set names = changed_entity_models() + ['int_changed_entities', 'int_takedown_versions'] -%}
     {%- set code = [] -%}
     {%- for node in (graph.nodes.values() if execute else []) | sort(attribute='unique_id') -%}
         {%- if node.resource_type == 'model' and node.name in names -%}
@@ -86,9 +88,7 @@
         "select " ~ incremental_fingerprint() ~ " = '" ~ mark['fingerprint'] ~ "' as same_inputs, "
         ~ "'" ~ mark['as_of'] ~ "'::timestamptz <= " ~ as_of() ~ " as moves_forward"
     ).rows[0] -%}
-    {%- set check = {'same_inputs': check['same_inputs'], 'moves_forward': check['moves_forward'],
-        'same_policy': not mark['policy_changed']} -%}
-    {%- if check['same_inputs'] and check['moves_forward'] and check['same_policy'] -%}
+    {%- if check['same_inputs'] and check['moves_forward'] and not mark['policy_changed'] -%}
         {{ return('changes') }}
     {%- endif -%}
     {{ return('full') }}
