@@ -10,49 +10,28 @@ builds nothing of the project."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import duckdb
 import pytest
 
-DBT_DIR = Path(__file__).resolve().parents[1] / "dbt"
+from tests.dbt_cli import run_dbt
+
 SELECT = ["package:dbt_project_evaluator", "dbt_project_evaluator_exceptions"]
 # Columns of a finding that say nothing about it.
 NOISE = {"measured_at"}
 
 
-def _dbt(args: list[str], warehouse: Path, target: Path) -> subprocess.CompletedProcess:
-    env = {
-        **os.environ,
-        "OCSE_WAREHOUSE": str(warehouse),
-        # The package is off unless asked for (dbt_project.yml); a finding is an error.
-        "DBT_PROJECT_EVALUATOR_ENABLED": "true",
-        "DBT_PROJECT_EVALUATOR_SEVERITY": "error",
-    }
-    return subprocess.run(
-        [
-            shutil.which("dbt") or "dbt",
-            *args,
-            "--target-path",
-            str(target),
-            "--log-path",
-            str(target / "logs"),
-        ],
-        cwd=DBT_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+# The package is off unless asked for (dbt_project.yml); a finding is an error.
+EVALUATOR_ON = {"DBT_PROJECT_EVALUATOR_ENABLED": "true", "DBT_PROJECT_EVALUATOR_SEVERITY": "error"}
 
 
 @pytest.fixture(scope="module")
 def evaluated(tmp_path_factory) -> tuple[Path, Path, subprocess.CompletedProcess]:
     root = tmp_path_factory.mktemp("dbt_project_evaluator")
     warehouse, target = root / "evaluator.duckdb", root / "target"
-    result = _dbt(["build", "--select", *SELECT], warehouse, target)
+    result = run_dbt(["build", "--select", *SELECT], warehouse, target, env=EVALUATOR_ON)
     return warehouse, target, result
 
 

@@ -5,34 +5,12 @@ would fail here before it reached a dashboard."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from ocse.warehouse import connect, ensure_schema
-
-DBT_DIR = Path(__file__).resolve().parents[1] / "dbt"
-
-
-def _dbt(args: list[str], warehouse: Path, target: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OCSE_WAREHOUSE": str(warehouse)}
-    return subprocess.run(
-        [
-            shutil.which("dbt") or "dbt",
-            *args,
-            "--target-path",
-            str(target),
-            "--log-path",
-            str(target / "logs"),
-        ],
-        cwd=DBT_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+from tests.dbt_cli import run_dbt
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +22,7 @@ def empty_warehouse(tmp_path_factory) -> tuple[Path, Path]:
     conn = connect(warehouse)
     ensure_schema(conn)
     conn.close()
-    built = _dbt(
+    built = run_dbt(
         [
             "build",
             "--empty",
@@ -64,7 +42,7 @@ def empty_warehouse(tmp_path_factory) -> tuple[Path, Path]:
 
 def test_every_dbt_unit_test_passes(empty_warehouse):
     warehouse, target = empty_warehouse
-    result = _dbt(["test", "--select", "test_type:unit"], warehouse, target)
+    result = run_dbt(["test", "--select", "test_type:unit"], warehouse, target)
     failures = [line for line in result.stdout.splitlines() if "FAIL" in line or "ERROR" in line]
     assert result.returncode == 0, "\n".join(failures) or result.stdout[-4000:]
     manifest = json.loads((target / "manifest.json").read_text())

@@ -5,7 +5,6 @@ disagreed with each other, drifted from metrics.md, or depended on how often we 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from datetime import UTC, datetime, timedelta
@@ -17,6 +16,7 @@ import pytest
 from ocse.pipeline import run_pipeline
 from ocse.serving import open_snapshot
 from sample_data.generator import generate
+from tests.dbt_cli import run_dbt
 from tests.dbt_logs import dbt_build_log
 from tests.feeds import TEST_KEY
 
@@ -649,23 +649,12 @@ def _build_before(marts, root: Path) -> Path:
     subprocess.run(["tar", "-x", "-C", str(root)], input=archive.stdout, check=True)
     warehouse = root / "before.duckdb"
     shutil.copy2(marts["worlds"]["full"] / "ocse.duckdb", warehouse)
-    env = {**os.environ, "OCSE_WAREHOUSE": str(warehouse), "OCSE_DBT_AS_OF": AS_OF.isoformat()}
-    built = subprocess.run(
-        [
-            shutil.which("dbt") or "dbt",
-            "build",
-            "--full-refresh",
-            "--exclude-resource-type",
-            "unit_test",
-            "--target-path",
-            str(root / "target"),
-            "--log-path",
-            str(root / "logs"),
-        ],
-        cwd=root / "dbt",
-        env=env,
-        capture_output=True,
-        text=True,
+    built = run_dbt(
+        ["build", "--full-refresh", "--exclude-resource-type", "unit_test"],
+        warehouse,
+        root / "target",
+        project_dir=root / "dbt",
+        env={"OCSE_DBT_AS_OF": AS_OF.isoformat()},
     )
     assert built.returncode == 0, built.stdout[-4000:]
     return warehouse
@@ -717,23 +706,11 @@ def test_reversals_change_only_the_tier_history_of_the_accounts_they_touch(marts
 
     # A warehouse built by the project before is brought up to date by an ordinary run (no
     # --full-refresh): the models whose SQL changed rebuild themselves, columns added.
-    env = {**os.environ, "OCSE_WAREHOUSE": str(tmp_path / "before.duckdb")}
-    env["OCSE_DBT_AS_OF"] = AS_OF.isoformat()
-    upgraded = subprocess.run(
-        [
-            shutil.which("dbt") or "dbt",
-            "build",
-            "--exclude-resource-type",
-            "unit_test",
-            "--target-path",
-            str(tmp_path / "target_after"),
-            "--log-path",
-            str(tmp_path / "logs"),
-        ],
-        cwd=Path(__file__).resolve().parents[1] / "dbt",
-        env=env,
-        capture_output=True,
-        text=True,
+    upgraded = run_dbt(
+        ["build", "--exclude-resource-type", "unit_test"],
+        tmp_path / "before.duckdb",
+        tmp_path / "target_after",
+        env={"OCSE_DBT_AS_OF": AS_OF.isoformat()},
     )
     assert upgraded.returncode == 0, upgraded.stdout[-4000:]
     with _connect(marts["worlds"]["full"]) as full:

@@ -188,11 +188,15 @@ def _dbt_build(
     alert_path: bool,
 ):
     """Run the planned `dbt build` and stream its events to Dagster."""
-    run = context.instance.get_run_by_id(context.run.run_id)
+    run_tags = dict(context.run.tags)
+    if not alert_path:
+        # the alert path's build may have tagged this run a full build since it started
+        run = context.instance.get_run_by_id(context.run.run_id)
+        run_tags.update(run.tags if run is not None else {})
     plan = plan_dbt_build(
         alert_path=alert_path,
         as_of=warehouse.as_of(context),
-        run_tags={**context.run.tags, **(run.tags if run is not None else {})},
+        run_tags=run_tags,
         staged_as_of=warehouse.staged_as_of() if alert_path else None,
         dbt_tests=warehouse.settings.dbt_tests,
         # dbt reads its profile (warehouse path, time zone, memory limit) from the

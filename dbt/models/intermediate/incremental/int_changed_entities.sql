@@ -62,27 +62,10 @@ with
 windows as (
 
     select distinct
-        kind,
-        window_days
-    from (
-        select
-            'violation' as kind,
-            repeat_window_days as window_days
-        from {{ ref('int_policy_tier_rules') }}
-        where valid_from <= {{ as_of() }}
-        union all
-        select
-            'violation' as kind,
-            violation_window_days as window_days
-        from {{ ref('int_policy_tier_rules') }}
-        where valid_from <= {{ as_of() }}
-        union all
-        select
-            'report' as kind,
-            reports_window_days as window_days
-        from {{ ref('int_policy_tier_rules') }}
-        where valid_from <= {{ as_of() }}
-    ) as all_windows
+        unnest(['violation', 'violation', 'report']) as kind,
+        unnest([repeat_window_days, violation_window_days, reports_window_days]) as window_days
+    from {{ ref('int_policy_tier_rules') }}
+    where valid_from <= {{ as_of() }}
 
 ),
 
