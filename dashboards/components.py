@@ -3,45 +3,79 @@ category filter, KPIs with period-over-period change, and table display."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
 import pandas as pd
 import streamlit as st
 
 from dashboards import auth, frame, mart_queries, queries
-from dashboards.formatting import format_count, format_rate
+from dashboards.formatting import format_count, format_duration, format_rate, format_timestamp
 from dashboards.i18n import category_label, words
 
 CHART_CONFIG = {"displayModeBar": False, "responsive": True}
-DEFAULT_RANGE_DAYS = 28
+
+# One default period for every page: the 30 days up to the data's as-of day.
+PRESETS = ("7d", "30d", "90d", "last_month", "last_quarter", "ytd", "custom")
+DEFAULT_PRESET = "30d"
+COMPARISONS = ("previous", "year")
 
 TEXT = {
     "en": {
         "filter_period": "Period",
-        "filter_period_help": "Whole days in the reporting time zone ({tz}). KPIs compare "
-        "with the period of the same length just before.",
+        "filter_period_help": "Whole days in the reporting time zone ({tz}), up to the data's "
+        "as-of day. The same choice applies on every page.",
+        "presets": {
+            "7d": "Last 7 days",
+            "30d": "Last 30 days",
+            "90d": "Last 90 days",
+            "last_month": "Last full month",
+            "last_quarter": "Last full quarter",
+            "ytd": "Year to date",
+            "custom": "Custom range",
+        },
+        "filter_dates": "From – to",
+        "filter_compare": "Compare with",
+        "compare": {"previous": "Previous period", "year": "Same period a year earlier"},
         "filter_categories": "Categories",
         "all_categories": "All categories",
         "no_category": "Choose at least one category.",
         "no_data_yet": "The snapshot has no takedowns or reports yet.",
-        "vs_previous": "vs previous {days} days",
+        "period_line": "{first} – {last} ({days} days)",
+        "vs": "compared with {first} – {last}",
+        "no_comparison": "no comparison: data starts {first}",
+        "partial_day": "{last} is partial: data to {as_of}",
         "pp": "{sign}{value:.1f} pp",
         "pct": "{sign}{value:.0%}",
-        "partial_previous": "⚠ data start on {first}, so the earlier period is only partly covered",
     },
     "zh": {
         "filter_period": "时间段",
-        "filter_period_help": "按报告时区（{tz}）的整日计算。指标与紧邻的等长上一时段比较。",
+        "filter_period_help": "按报告时区（{tz}）的整日计算，截至数据截至日。"
+        "所选时段在每个页面通用。",
+        "presets": {
+            "7d": "最近 7 天",
+            "30d": "最近 30 天",
+            "90d": "最近 90 天",
+            "last_month": "上一个完整月",
+            "last_quarter": "上一个完整季度",
+            "ytd": "年初至今",
+            "custom": "自定义",
+        },
+        "filter_dates": "起止日期",
+        "filter_compare": "对比",
+        "compare": {"previous": "上一时段", "year": "上年同期"},
         "filter_categories": "类别",
         "all_categories": "全部类别",
         "no_category": "请至少选择一个类别。",
         "no_data_yet": "快照中尚无下架或举报数据。",
-        "vs_previous": "与前 {days} 天相比",
+        "period_line": "{first} – {last}（{days} 天）",
+        "vs": "对比 {first} – {last}",
+        "no_comparison": "不作对比：数据始于 {first}",
+        "partial_day": "{last} 为不完整日：数据截至 {as_of}",
         "pp": "{sign}{value:.1f} 个百分点",
         "pct": "{sign}{value:.0%}",
-        "partial_previous": "⚠ 数据始于 {first}，上一时段的数据不完整",
     },
 }
 
@@ -75,42 +109,138 @@ def open_page(page_id: str, page_text: Mapping, tables: tuple[str, ...]) -> Page
     return PageContext(viewer, snapshot, info, text, labels)
 
 
-def period_filter(
-    ctx: PageContext, *, with_categories: bool = True, default_days: int = DEFAULT_RANGE_DAYS
+def preset_period(preset: str, last: date) -> tuple[date, date]:
+    """The days a preset names, with `last` the data's as-of day (the day of T)."""
+    if preset in ("7d", "30d", "90d"):
+        return last - timedelta(days=int(preset[:-1]) - 1), last
+    if preset == "last_month":
+        end = last.replace(day=1) - timedelta(days=1)
+        return end.replace(day=1), end
+    if preset == "last_quarter":
+        quarter_start = last.replace(month=3 * ((last.month - 1) // 3) + 1, day=1)
+        end = quarter_start - timedelta(days=1)
+        return end.replace(month=3 * ((end.month - 1) // 3) + 1, day=1), end
+    if preset == "ytd":
+        return last.replace(month=1, day=1), last
+    raise ValueError(f"unknown preset {preset!r}")
+
+
+def comparison_period(
+    period: mart_queries.Period, preset: str, compare: str
 ) -> mart_queries.Period:
-    """Date range (bounded by the data) and categories; stops the page when unusable."""
+    """What a period is compared with: a year earlier, or the period just before it (the
+    previous month or quarter for those presets, else the same number of days)."""
+    if compare == "year":
+        return period.year_before()
+    if preset in ("last_month", "last_quarter"):
+        first, last = preset_period(preset, period.first_day)
+        return mart_queries.Period(first, last, period.categories)
+    return period.previous()
+
+
+def _kept(name: str, default: object) -> object:
+    return st.session_state.get(f"ocse_keep_{name}", default)
+
+
+def _keep(name: str) -> None:
+    # Widget state is dropped when a page without the widget runs; the choice is kept
+    # under a key of its own so every page opens with the period chosen on the last.
+    st.session_state[f"ocse_keep_{name}"] = st.session_state[f"filter_{name}"]
+
+
+def period_filter(ctx: PageContext, *, with_categories: bool = True) -> mart_queries.Period:
+    """Preset or custom range (bounded by the data), comparison, categories. The returned
+    period's `comparison` is None when the data does not cover the comparison period.
+    Stops the page when there is no data at all."""
     text = words(TEXT)
     bounds = mart_queries.data_days(ctx.snapshot)
     if bounds is None:
         st.info(text["no_data_yet"], icon=":material/hourglass_empty:")
         st.stop()
-    first, last = bounds
-    default_first = max(first, last - timedelta(days=default_days - 1))
-    left, right = st.columns([1, 2])
-    with left:
-        chosen = st.date_input(
+    data_first, last = bounds
+    columns = st.columns([1, 1, 1, 2] if with_categories else [1, 1, 1])
+    presets: dict = text["presets"]
+    with columns[0]:
+        kept = _kept("preset", DEFAULT_PRESET)
+        preset = st.selectbox(
             text["filter_period"],
-            value=(default_first, last),
-            min_value=first - timedelta(days=366),
-            max_value=last,
-            key="filter_period",
+            options=list(PRESETS),
+            index=PRESETS.index(kept) if kept in PRESETS else PRESETS.index(DEFAULT_PRESET),
+            format_func=presets.__getitem__,
+            key="filter_preset",
+            on_change=_keep,
+            args=("preset",),
             help=text["filter_period_help"].format(tz=ctx.tz),
         )
-    start, end = _date_range(chosen, default_first, last)
+    if preset == "custom":
+        default_range = _kept("period", preset_period(DEFAULT_PRESET, last))
+        with columns[1]:
+            chosen = st.date_input(
+                text["filter_dates"],
+                value=default_range,
+                min_value=data_first - timedelta(days=366),
+                max_value=last,
+                key="filter_period",
+                on_change=_keep,
+                args=("period",),
+            )
+        start, end = _date_range(chosen, *preset_period(DEFAULT_PRESET, last))
+    else:
+        start, end = preset_period(preset, last)
+    compares: dict = text["compare"]
+    with columns[2]:
+        kept = _kept("compare", "previous")
+        compare = st.selectbox(
+            text["filter_compare"],
+            options=list(COMPARISONS),
+            index=COMPARISONS.index(kept) if kept in COMPARISONS else 0,
+            format_func=compares.__getitem__,
+            key="filter_compare",
+            on_change=_keep,
+            args=("compare",),
+        )
     codes = list(ctx.labels)
     if with_categories:
-        with right:
+        with columns[3]:
             picked = st.multiselect(
                 text["filter_categories"],
                 options=codes,
-                default=[],
+                default=[c for c in _kept("categories", []) if c in ctx.labels],
                 format_func=ctx.category,
                 placeholder=text["all_categories"],
                 key="filter_categories",
+                on_change=_keep,
+                args=("categories",),
             )
         codes = [code for code in picked if code in ctx.labels] or codes
-    st.session_state["ocse_data_first_day"] = first
-    return mart_queries.Period(start, end, tuple(codes))
+    period = mart_queries.Period(start, end, tuple(codes))
+    against = comparison_period(period, preset, compare)
+    covered = against.covered_by(data_first)
+    period = replace(period, comparison=against if covered else None)
+    st.session_state["ocse_data_first_day"] = data_first
+    _period_caption(ctx, period, against, data_first, last)
+    return period
+
+
+def _period_caption(
+    ctx: PageContext,
+    period: mart_queries.Period,
+    against: mart_queries.Period,
+    data_first: date,
+    last: date,
+) -> None:
+    text = words(TEXT)
+    parts = [
+        text["period_line"].format(first=period.first_day, last=period.last_day, days=period.days)
+    ]
+    if period.comparison is not None:
+        parts.append(text["vs"].format(first=against.first_day, last=against.last_day))
+    else:
+        parts.append(text["no_comparison"].format(first=data_first))
+    if period.last_day == last:
+        as_of = format_timestamp(ctx.info.as_of, ctx.tz)
+        parts.append(text["partial_day"].format(last=last, as_of=as_of))
+    st.caption(" · ".join(parts))
 
 
 def _date_range(chosen: object, default_first: date, last: date) -> tuple[date, date]:
@@ -124,6 +254,15 @@ def _date_range(chosen: object, default_first: date, last: date) -> tuple[date, 
     if isinstance(chosen, date):
         return chosen, chosen
     return default_first, last
+
+
+def compared(fetch, period: mart_queries.Period, *args) -> tuple[dict, dict]:
+    """`fetch(snapshot, period, *args)` for the period and for its comparison; without a
+    comparison the second is a mapping of every figure to None (so no delta is drawn)."""
+    now = fetch(period, *args)
+    if period.comparison is None:
+        return now, defaultdict(lambda: None)
+    return now, fetch(period.comparison, *args)
 
 
 # --- KPIs ----------------------------------------------------------------------------------
@@ -172,13 +311,10 @@ def kpi(
 
 
 def format_minutes(minutes: float | None) -> str:
+    """A duration as people read it: `42 min`, `8 h 30 min`, `27 d 19 h`."""
     if minutes is None or pd.isna(minutes):
         return "–"
-    if minutes < 90:
-        return f"{minutes:.0f} min"
-    if minutes < 48 * 60:
-        return f"{minutes / 60:.1f} h"
-    return f"{minutes / 1440:.1f} d"
+    return format_duration(float(minutes))
 
 
 def count_or_dash(value: object) -> str:
@@ -193,28 +329,15 @@ def rate_or_dash(value: object) -> str:
     return format_rate(float(value))
 
 
-def previous_caption(period: mart_queries.Period, data_first_day: date | None = None) -> None:
-    """Which period the KPI changes compare with; warns when data does not cover all of it
-    (the change then mostly says the data starts later, not that the platform changed)."""
-    text = words(TEXT)
-    before = period.previous()
-    caption = text["vs_previous"].format(days=period.days) + (
-        f" ({before.first_day} – {before.last_day})"
-    )
-    data_first_day = data_first_day or st.session_state.get("ocse_data_first_day")
-    if data_first_day is not None and before.first_day < data_first_day:
-        caption += " · " + text["partial_previous"].format(first=data_first_day)
-    st.caption(caption)
-
-
-def show_table(frame: pd.DataFrame, columns: Mapping[str, object], **kwargs) -> None:
+def show_table(frame: pd.DataFrame, columns: Mapping[str, object], **kwargs) -> object:
     """A read-only table; `columns` maps column -> header or st.column_config.*.
-    Values are shown as text by the grid, never interpreted as HTML or Markdown."""
+    Values are shown as text by the grid, never interpreted as HTML or Markdown. With
+    `on_select="rerun"` (and a key) it returns the selection state."""
     config = {
         name: (st.column_config.Column(spec) if isinstance(spec, str) else spec)
         for name, spec in columns.items()
     }
-    st.dataframe(
+    return st.dataframe(
         frame[list(columns)],
         column_config=config,
         hide_index=True,

@@ -36,6 +36,28 @@ def format_age(minutes: float | None) -> str:
     return f"{days} d {hours} h"
 
 
+def format_duration(minutes: float | None) -> str:
+    """A duration: `42 min`, `8 h 30 min`, `27 d 19 h` (a negative one with a minus)."""
+    if minutes is None:
+        return "–"
+    if minutes < 0:
+        return "-" + format_age(-minutes)
+    return format_age(minutes)
+
+
+# Shares of a target above this are shown as "> 1,000 %": a clock 600 times over its target
+# is simply far over; its exact figure is in the tooltip and the subject's detail.
+SHARE_OF_TARGET_CAP = 10.0
+
+
+def format_share_of_target(share: float | None) -> str:
+    if share is None or share != share:
+        return "–"
+    if share > SHARE_OF_TARGET_CAP:
+        return f"> {SHARE_OF_TARGET_CAP:,.0%}"
+    return f"{share:.0%}"
+
+
 def minutes_between(earlier: datetime | None, later: datetime) -> float | None:
     if earlier is None:
         return None

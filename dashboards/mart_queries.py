@@ -12,7 +12,7 @@ the local `report_date`, `week_start` and `month_start` of each fact.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 import pandas as pd
@@ -37,11 +37,16 @@ def _require_individuals() -> None:
 
 @dataclass(frozen=True)
 class Period:
-    """Whole days [first_day, last_day] in the reporting time zone, and categories."""
+    """Whole days [first_day, last_day] in the reporting time zone, and categories.
+
+    `comparison` is the period the KPIs compare with, or None when there is none to make:
+    the page's filter sets it only when the data covers all of it (components.period_filter),
+    so a change is never a change of coverage."""
 
     first_day: date
     last_day: date
     categories: tuple[str, ...]
+    comparison: Period | None = field(default=None, compare=False)
 
     @property
     def days(self) -> int:
@@ -55,8 +60,22 @@ class Period:
             self.categories,
         )
 
+    def year_before(self) -> Period:
+        """The same days one year earlier (29 February becomes the 28th)."""
+        return Period(_year_before(self.first_day), _year_before(self.last_day), self.categories)
+
+    def covered_by(self, data_first_day: date) -> bool:
+        return self.first_day >= data_first_day
+
     def params(self) -> list[object]:
         return [self.first_day, self.last_day, list(self.categories)]
+
+
+def _year_before(day: date) -> date:
+    try:
+        return day.replace(year=day.year - 1)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year - 1, day=28)
 
 
 def _one_row(frame: pd.DataFrame) -> dict[str, object]:
@@ -85,15 +104,15 @@ def category_labels(snapshot: SnapshotIdentity) -> dict[str, tuple[str, str]]:
 
 
 def data_days(snapshot: SnapshotIdentity) -> tuple[date, date] | None:
-    """First and last local day with a takedown, report or case: the date filter's bounds."""
+    """First and last local day with a takedown or report: the period filter's bounds."""
     rows = _query(
         snapshot,
         """
         select min(d) as first_day, max(d) as last_day from (
-            select min(report_date) as d from marts.fct_content_takedowns
-            union all select max(report_date) from marts.fct_content_takedowns
-            union all select min(report_date) from marts.fct_reports
-            union all select max(report_date) from marts.fct_reports
+            select min(report_date) as d from marts.rpt_takedown_sla_daily
+            union all select max(report_date) from marts.rpt_takedown_sla_daily
+            union all select min(report_date) from marts.rpt_report_handling_daily
+            union all select max(report_date) from marts.rpt_report_handling_daily
         )
         """,
     )
@@ -279,69 +298,54 @@ def takedowns_by_category(snapshot: SnapshotIdentity, period: Period) -> pd.Data
 
 # --- SLA compliance ----------------------------------------------------------------------
 
-# One row per decided clock: (local day, category, on time?). The five SLAs side by side.
-_DECIDED_CLOCKS = """
-    select 'takedown' as clock, report_date as day, category_code, is_within_sla as on_time
-    from marts.fct_content_takedowns
-    union all
-    select 'evidence', report_date, category_code, is_evidence_on_time
-    from marts.fct_content_takedowns
-    union all
-    select 'report_acknowledgement', report_date, category_code, is_ack_within_target
-    from marts.fct_reports where is_ack_within_target is not null
-    union all
-    select 'report_resolution', report_date, category_code, is_resolution_within_target
-    from marts.fct_reports where is_resolution_within_target is not null
-    union all
-    select 'referral', cast(timezone(?, opened_at) as date), category_code,
-        is_referral_within_target
-    from marts.fct_cases where is_referral_within_target is not null
-"""
+# The clocks come from marts.fct_sla_clocks: one row per clock, dated by the local day the
+# rpt_* mart of the same metric dates it (takedown day, day received, day opened), so the
+# page's rates reconcile with those marts (tests/test_dashboard_truth.py).
 
 
 def sla_compliance_series(
     snapshot: SnapshotIdentity, period: Period, grain: str, tz: str
 ) -> pd.DataFrame:
     """Per (period_start, clock): clocks decided, on time, compliance rate."""
+    del tz  # the mart's report_date is already local
     if grain not in GRAINS:
         raise ValueError(f"grain must be one of {GRAINS}, not {grain!r}")
     return _query(
         snapshot,
-        f"""
-        with decided as ({_DECIDED_CLOCKS})
+        """
         select
-            cast(date_trunc(?, day) as date) as period_start,
+            cast(date_trunc(?, report_date) as date) as period_start,
             clock,
             count(*) as decided,
-            count(*) filter (where on_time) as on_time,
-            count(*) filter (where on_time) / count(*) as compliance_rate
-        from decided
-        where day between ? and ? and list_contains(?, category_code)
+            count(*) filter (where is_on_time) as on_time,
+            count(*) filter (where is_on_time) / count(*) as compliance_rate
+        from marts.fct_sla_clocks
+        where is_decided and report_date between ? and ? and list_contains(?, category_code)
         group by all
         order by period_start, clock
         """,
-        [tz, grain, *period.params()],
+        [grain, *period.params()],
     )
 
 
 def sla_compliance_by_category(snapshot: SnapshotIdentity, period: Period, tz: str) -> pd.DataFrame:
     """Per (category, clock) over the whole period."""
+    del tz
     return _query(
         snapshot,
-        f"""
-        with decided as ({_DECIDED_CLOCKS})
+        """
         select
             category_code,
             clock,
             count(*) as decided,
-            count(*) filter (where on_time) as on_time,
-            count(*) filter (where on_time) / count(*) as compliance_rate
-        from decided
-        where day between ? and ? and list_contains(?, category_code)
+            count(*) filter (where is_on_time) as on_time,
+            count(*) filter (where is_on_time) / count(*) as compliance_rate
+        from marts.fct_sla_clocks
+        where is_decided and report_date between ? and ? and list_contains(?, category_code)
         group by all
         order by category_code, clock
         """,
-        [tz, *period.params()],
+        period.params(),
     )
 
 
@@ -374,6 +378,16 @@ def category_trends(snapshot: SnapshotIdentity, period: Period) -> pd.DataFrame:
         """,
         period.params(),
     )
+
+
+def trend_weeks(snapshot: SnapshotIdentity) -> tuple[date, date]:
+    """First and last week of `rpt_category_trends_weekly` (the spike rule's history)."""
+    row = _query(
+        snapshot,
+        "select min(week_start) as first, max(week_start) as last "
+        "from marts.rpt_category_trends_weekly",
+    ).iloc[0]
+    return pd.Timestamp(row["first"]).date(), pd.Timestamp(row["last"]).date()
 
 
 def detection_quality(snapshot: SnapshotIdentity, period: Period) -> pd.DataFrame:
@@ -460,36 +474,70 @@ def tier_counts_weekly(snapshot: SnapshotIdentity, period: Period, tz: str) -> p
     )
 
 
+_OFFENDER_FILTER = """
+    from marts.rpt_repeat_offenders
+    where list_contains(?, tier) and (? = '' or contains(lower(user_ref), lower(?)))
+"""
+
+
+def repeat_offender_count(snapshot: SnapshotIdentity, tiers: tuple[str, ...], search: str) -> int:
+    """How many listed accounts the list's filter matches (the pager's total)."""
+    _require_individuals()
+    rows = _query(
+        snapshot, f"select count(*) as n {_OFFENDER_FILTER}", [list(tiers), search, search]
+    )
+    return int(rows.iloc[0]["n"])
+
+
 def repeat_offenders(
-    snapshot: SnapshotIdentity, tiers: tuple[str, ...], limit: int = 500
+    snapshot: SnapshotIdentity,
+    tiers: tuple[str, ...],
+    search: str = "",
+    *,
+    limit: int,
+    offset: int = 0,
 ) -> pd.DataFrame:
-    """The list itself: pseudonymous references. Operations and admin only."""
+    """One page of the list: pseudonymous references. Operations and admin only."""
     _require_individuals()
     return _query(
         snapshot,
-        """
+        f"""
         select offender_rank, user_ref, tier, tier_reason, violations_total, violations_180d,
             zero_tolerance_violations, reports_30d, top_category_code, last_violation_at,
             tier_since
-        from marts.rpt_repeat_offenders
-        where list_contains(?, tier)
+        {_OFFENDER_FILTER}
         order by offender_rank
-        limit ?
+        limit ? offset ?
         """,
-        [list(tiers), limit],
+        [list(tiers), search, search, limit, offset],
     )
 
 
 def tier_history(snapshot: SnapshotIdentity, user_ref: str) -> pd.DataFrame:
-    """One account's tier over time. Operations and admin only."""
+    """One account's tier over time, newest first. Operations and admin only."""
     _require_individuals()
     return _query(
         snapshot,
         """
-        select tier, tier_reason, valid_from, valid_to
+        select * exclude (user_ref)
         from marts.fct_user_tier_history
         where user_ref = ?
-        order by valid_from
+        order by valid_from desc
+        """,
+        [user_ref],
+    )
+
+
+def account_takedowns(snapshot: SnapshotIdentity, user_ref: str) -> pd.DataFrame:
+    """The account's violations at T: its content taken down. Operations and admin only."""
+    _require_individuals()
+    return _query(
+        snapshot,
+        """
+        select taken_down_at, content_id, category_code, trigger
+        from marts.fct_content_takedowns
+        where user_ref = ?
+        order by taken_down_at desc
         """,
         [user_ref],
     )
@@ -578,11 +626,15 @@ def open_clocks(snapshot: SnapshotIdentity, clocks: tuple[str, ...]) -> pd.DataF
     return _query(
         snapshot,
         """
-        select clock, subject_id, category_code, status, clock_started_at, deadline_at,
-            target_minutes, elapsed_minutes, elapsed_minutes / target_minutes as used_share
-        from marts.fct_open_sla_breaches
-        where list_contains(?, clock)
-        order by (status = 'breach') desc, elapsed_minutes / target_minutes desc, subject_id
+        select b.clock, b.subject_id, b.category_code, b.status, b.clock_started_at,
+            b.deadline_at, b.target_minutes, b.elapsed_minutes,
+            b.elapsed_minutes / b.target_minutes as used_share,
+            coalesce(c.is_csam, false) as is_csam
+        from marts.fct_open_sla_breaches as b
+        left join marts.dim_categories as c on b.category_code = c.category_code
+        where list_contains(?, b.clock)
+        order by (b.status = 'breach') desc, b.elapsed_minutes / b.target_minutes desc,
+            b.subject_id
         """,
         [list(clocks)],
     )
@@ -600,8 +652,42 @@ def open_clock_counts(snapshot: SnapshotIdentity) -> pd.DataFrame:
     )
 
 
-def alert_history(snapshot: SnapshotIdentity, limit: int = 200) -> pd.DataFrame:
-    """Alerts raised, newest first, with how each channel's delivery went. Operations only."""
+def subject_events(snapshot: SnapshotIdentity, subject_id: str) -> pd.DataFrame:
+    """Everything known at T about one content, report or case. Operations and admin only."""
+    _require_individuals()
+    return _query(
+        snapshot,
+        """
+        select event_at, event, source_id, detail, category_code, user_ref
+        from marts.fct_subject_events
+        where subject_id = ?
+        order by event_at, event, source_id
+        """,
+        [subject_id],
+    )
+
+
+def subject_clocks(snapshot: SnapshotIdentity, subject_id: str) -> pd.DataFrame:
+    """Every SLA clock of one subject, decided or running. Operations and admin only."""
+    _require_individuals()
+    return _query(
+        snapshot,
+        """
+        select clock, state, clock_started_at, deadline_at, stopped_at, elapsed_minutes,
+            target_minutes
+        from marts.fct_sla_clocks
+        where subject_id = ?
+        order by clock_started_at, clock
+        """,
+        [subject_id],
+    )
+
+
+def alert_history(
+    snapshot: SnapshotIdentity, limit: int = 200, subject_id: str | None = None
+) -> pd.DataFrame:
+    """Alerts raised, newest first, with how each channel's delivery went; all of them or
+    those about one subject. Operations only."""
     _require_individuals()
     return _query(
         snapshot,
@@ -616,13 +702,15 @@ def alert_history(snapshot: SnapshotIdentity, limit: int = 200) -> pd.DataFrame:
         )
         select
             o.raised_at, o.alert_type, o.status, o.severity, o.subject_id, o.category_code,
-            o.title, o.resolved_at, d.deliveries, d.last_error
+            o.title, cast(o.payload as varchar) as payload, o.resolved_at, d.deliveries,
+            d.last_error
         from alerts.outbox as o
-        left join per_alert as d using (alert_key)
+        left join per_alert as d on o.alert_key = d.alert_key
+        where ? is null or o.subject_id = ?
         order by o.raised_at desc, o.alert_key
         limit ?
         """,
-        [limit],
+        [subject_id, subject_id, limit],
     )
 
 

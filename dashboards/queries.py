@@ -45,6 +45,8 @@ TABLES: dict[str, str] = {
     "fct_content_takedowns": "marts.fct_content_takedowns",
     "rpt_takedown_sla_daily": "marts.rpt_takedown_sla_daily",
     "fct_open_sla_breaches": "marts.fct_open_sla_breaches",
+    "fct_sla_clocks": "marts.fct_sla_clocks",
+    "fct_subject_events": "marts.fct_subject_events",
     "fct_reports": "marts.fct_reports",
     "rpt_report_handling_daily": "marts.rpt_report_handling_daily",
     "fct_cases": "marts.fct_cases",
@@ -223,11 +225,19 @@ def _role_scope() -> str:
     return current_role() or "anonymous"
 
 
+# When a list, every SQL text a page asks for is appended (tests/test_dashboard_truth.py
+# records which tables each page reads). A module global, not a context variable: AppTest
+# runs the page in a thread of its own.
+sql_log: list[str] | None = None
+
+
 def _query(
     snapshot: SnapshotIdentity, sql: str, params: list[object] | None = None
 ) -> pd.DataFrame:
     global queries_asked
     queries_asked += 1
+    if sql_log is not None:
+        sql_log.append(sql)
     if _bypass_cache.get():
         return _run_sql(snapshot, sql, params or [])
     return _cached_sql(snapshot, _role_scope(), sql, params or [])
@@ -257,11 +267,13 @@ def benchmark_workload(snapshot: SnapshotIdentity) -> dict[str, Callable[[], obj
     that runs its SQL (never the cache), as an administrator: what `make bench` times."""
     from dashboards import mart_queries as mq  # it imports this module
 
-    def timed(function: Callable[..., object], *args: object) -> Callable[[], object]:
+    def timed(
+        function: Callable[..., object], *args: object, **kwargs: object
+    ) -> Callable[[], object]:
         def run() -> object:
             token, bypass = _role_override.set("admin"), _bypass_cache.set(True)
             try:
-                return function(snapshot, *args)
+                return function(snapshot, *args, **kwargs)
             finally:
                 _bypass_cache.reset(bypass)
                 _role_override.reset(token)
@@ -273,7 +285,7 @@ def benchmark_workload(snapshot: SnapshotIdentity) -> dict[str, Callable[[], obj
         categories = tuple(mq.category_labels(snapshot))
         tz = snapshot_info(snapshot).reporting_tz
     last = bounds[1] if bounds else date.today()
-    recent = mq.Period(last - timedelta(days=27), last, categories)
+    recent = mq.Period(last - timedelta(days=29), last, categories)
     quarter = mq.Period(last - timedelta(days=89), last, categories)
     weeks = mq.Period(last - timedelta(days=16 * 7 - 1), last, categories)
     ingest = IngestSelection.for_days(
@@ -285,6 +297,9 @@ def benchmark_workload(snapshot: SnapshotIdentity) -> dict[str, Callable[[], obj
     return {
         "overview/takedown_summary": timed(mq.takedown_summary, recent),
         "overview/takedown_summary_previous": timed(mq.takedown_summary, recent.previous()),
+        "sla/clocks_by_category_previous": timed(
+            mq.sla_compliance_by_category, recent.previous(), tz
+        ),
         "overview/csam_takedown_summary": timed(mq.csam_takedown_summary, recent),
         "overview/report_summary": timed(mq.report_summary, recent),
         "overview/case_summary": timed(mq.case_summary, recent, tz),
@@ -300,7 +315,8 @@ def benchmark_workload(snapshot: SnapshotIdentity) -> dict[str, Callable[[], obj
         "trends/detection_quality_totals": timed(mq.detection_quality_totals, weeks),
         "offenders/tier_reasons": timed(mq.tier_reasons),
         "offenders/tier_counts_weekly": timed(mq.tier_counts_weekly, quarter, tz),
-        "offenders/repeat_offenders": timed(mq.repeat_offenders, ("black", "grey")),
+        "offenders/repeat_offenders": timed(mq.repeat_offenders, ("black", "grey"), "", limit=50),
+        "offenders/repeat_offender_count": timed(mq.repeat_offender_count, ("black", "grey"), ""),
         "cases/case_outcomes_monthly": timed(mq.case_outcomes_monthly, quarter),
         "cases/case_funnel": timed(mq.case_funnel, quarter, tz),
         "cases/victim_support": timed(mq.victim_support, quarter, tz),

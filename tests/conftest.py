@@ -61,3 +61,13 @@ def ocse_env(tmp_path: Path, monkeypatch) -> dict[str, Path]:
     monkeypatch.delenv("OCSE_PSEUDONYM_KEY_FILE", raising=False)
     monkeypatch.delenv("OCSE_AS_OF", raising=False)
     return paths
+
+
+@pytest.fixture(scope="session")
+def dashboard_world_built(tmp_path_factory):
+    """One pipeline run on generated data, shared by every dashboard test module (each
+    module sets the environment pointing at it with `world_env`)."""
+    from tests.dashboard_world import build_world
+
+    with pytest.MonkeyPatch.context() as mp:
+        return build_world(tmp_path_factory.mktemp("dashboards"), mp)

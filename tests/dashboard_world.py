@@ -50,18 +50,23 @@ def build_world(root: Path, monkeypatch) -> World:
     landing = root / "landing"
     generate(landing, seed=5, days=42, scale=4000, end=AS_OF, bad_share=0.01, progress=None)
     world = World(root / "serving.duckdb", root / "ocse.duckdb", landing)
-    monkeypatch.setenv("OCSE_PSEUDONYM_KEY", TEST_KEY)
-    monkeypatch.delenv("OCSE_PSEUDONYM_KEY_FILE", raising=False)
-    monkeypatch.delenv("OCSE_AS_OF", raising=False)
-    monkeypatch.setenv("OCSE_LANDING_DIR", str(landing))
-    monkeypatch.setenv("OCSE_WAREHOUSE", str(world.warehouse))
-    monkeypatch.setenv("OCSE_SERVING", str(world.serving))
-    dagster_home = root / "dagster_home"
-    dagster_home.mkdir(exist_ok=True)
-    monkeypatch.setenv("DAGSTER_HOME", str(dagster_home))
+    world_env(world, monkeypatch)
     result = run_pipeline(AS_OF)
     assert result.success, result.failure
     return world
+
+
+def world_env(world: World, monkeypatch) -> None:
+    """The environment the dashboards and the pipeline read for this world."""
+    monkeypatch.setenv("OCSE_PSEUDONYM_KEY", TEST_KEY)
+    monkeypatch.delenv("OCSE_PSEUDONYM_KEY_FILE", raising=False)
+    monkeypatch.delenv("OCSE_AS_OF", raising=False)
+    monkeypatch.setenv("OCSE_LANDING_DIR", str(world.landing))
+    monkeypatch.setenv("OCSE_WAREHOUSE", str(world.warehouse))
+    monkeypatch.setenv("OCSE_SERVING", str(world.serving))
+    dagster_home = world.landing.parent / "dagster_home"
+    dagster_home.mkdir(exist_ok=True)
+    monkeypatch.setenv("DAGSTER_HOME", str(dagster_home))
 
 
 def sign_in(at, role: str, username: str | None = None) -> None:

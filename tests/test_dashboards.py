@@ -29,12 +29,12 @@ from tests.dashboard_world import (
     PAGE_FILES,
     ROOT,
     Browser,
-    build_world,
     chromium_path,
     sign_in,
     start_chromium,
     start_dashboard,
     wait_for_http,
+    world_env,
 )
 
 APP = ROOT / "dashboards" / "app.py"
@@ -57,10 +57,10 @@ PAGES = [page for page in PAGE_ACCESS if (ROOT / "dashboards" / PAGE_FILES[page]
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    root = tmp_path_factory.mktemp("dashboards")
+def world(dashboard_world_built):
     with pytest.MonkeyPatch.context() as mp:
-        yield build_world(root, mp)
+        world_env(dashboard_world_built, mp)
+        yield dashboard_world_built
         queries.close()
 
 
@@ -160,8 +160,8 @@ def test_overview_kpis_equal_the_marts(world) -> None:
     at = run_page("overview", "leadership")
     snapshot = queries.snapshot_identity(world.serving)
     with queries.acting_as("leadership"):
-        _, period_end = mq.data_days(snapshot)  # the page's default: the last 28 days of data
-    first = period_end - timedelta(days=27)
+        _, period_end = mq.data_days(snapshot)  # the page's default: the last 30 days of data
+    first = period_end - timedelta(days=29)
     con = open_snapshot(world.serving)
     takedowns, within = con.execute(
         "select count(*), count(*) filter (where is_within_sla) from marts.fct_content_takedowns "

@@ -6,22 +6,26 @@ Reads fct_cases (day-level filters, funnel, victims) and rpt_case_outcomes_month
 
 from __future__ import annotations
 
+from functools import partial
+
 import streamlit as st
 
 from dashboards import mart_queries as mq
 from dashboards import metric_charts
 from dashboards.components import (
     CHART_CONFIG,
+    compared,
     count_or_dash,
+    format_minutes,
     kpi,
     open_page,
     period_filter,
-    previous_caption,
     rate_delta,
     rate_or_dash,
     relative_delta,
     show_table,
 )
+from dashboards.labels import AGE_BANDS, VICTIM_SUPPORT, label, labels, order
 
 TEXT = {
     "en": {
@@ -60,22 +64,10 @@ TEXT = {
         "col_support_accepted": "Support accepted",
         "support_heading": "Victim support by age of the youngest victim",
         "support_y": "Cases",
-        "age_bands": {
-            "under_10": "Under 10",
-            "10_13": "10–13",
-            "14_17": "14–17",
-            "unknown": "Unknown",
-        },
-        "support_states": {
-            "accepted": "Accepted",
-            "offered": "Offered",
-            "declined": "Declined",
-            "not_offered": "Not offered",
-            "not_applicable": "Not applicable",
-            "unknown": "Unknown",
-        },
-        "hours": "{value:.1f} h",
         "no_data": "No case was opened in this period.",
+        "no_outcome_yet": "Prosecutions and convictions usually come months after the "
+        "referral: no case opened in this period has reached one yet, which does not mean "
+        "there were none. Choose an earlier or longer period to see them.",
     },
     "zh": {
         "title": "案件与被害人救助",
@@ -111,22 +103,9 @@ TEXT = {
         "col_support_accepted": "接受救助",
         "support_heading": "按最年幼被害人年龄段的救助情况",
         "support_y": "案件数",
-        "age_bands": {
-            "under_10": "10 岁以下",
-            "10_13": "10–13 岁",
-            "14_17": "14–17 岁",
-            "unknown": "未知",
-        },
-        "support_states": {
-            "accepted": "已接受",
-            "offered": "已提供",
-            "declined": "已拒绝",
-            "not_offered": "未提供",
-            "not_applicable": "不适用",
-            "unknown": "未知",
-        },
-        "hours": "{value:.1f} 小时",
         "no_data": "该时段内没有新立案件。",
+        "no_outcome_yet": "起诉和定罪通常在移送数月后才有结果：该时段立案的案件尚无此类结果，"
+        "不代表没有起诉。可选择更早或更长的时段查看。",
     },
 }
 SUPPORT_COLOURS = {
@@ -140,13 +119,10 @@ SUPPORT_COLOURS = {
 
 ctx = open_page("cases", TEXT, ("fct_cases", "rpt_case_outcomes_monthly"))
 text = ctx.text
-period = period_filter(ctx, default_days=90)
-previous_caption(period)
+period = period_filter(ctx)
 
-now = mq.case_summary(ctx.snapshot, period, ctx.tz)
-before = mq.case_summary(ctx.snapshot, period.previous(), ctx.tz)
-funnel_now = mq.case_funnel(ctx.snapshot, period, ctx.tz)
-funnel_before = mq.case_funnel(ctx.snapshot, period.previous(), ctx.tz)
+now, before = compared(partial(mq.case_summary, ctx.snapshot), period, ctx.tz)
+funnel_now, funnel_before = compared(partial(mq.case_funnel, ctx.snapshot), period, ctx.tz)
 
 columns = st.columns(5)
 with columns[0]:
@@ -167,7 +143,7 @@ with columns[2]:
     hours = funnel_now["median_hours_to_referral"]
     kpi(
         text["median_referral"],
-        "–" if hours is None else text["hours"].format(value=hours),
+        format_minutes(None if hours is None else hours * 60),
         delta=relative_delta(hours, funnel_before["median_hours_to_referral"]),
         help=text["median_referral_help"],
         lower_is_better=True,
@@ -190,6 +166,10 @@ with columns[4]:
 if not funnel_now["opened"]:
     st.info(text["no_data"], icon=":material/info:")
     st.stop()
+if not funnel_now["prosecuted"]:
+    # Courts take months: a period of recent cases usually has no outcome yet, which is
+    # not the same as no prosecutions.
+    st.caption(text["no_outcome_yet"])
 
 left, right = st.columns(2)
 stages: dict = text["stages"]
@@ -203,15 +183,17 @@ with left:
 with right:
     st.subheader(text["support_heading"])
     support = mq.victim_support(ctx.snapshot, period, ctx.tz)
-    bands: dict = text["age_bands"]
-    support["age_label"] = [bands.get(b, b) for b in support["age_band"]]
+    support = support.sort_values(
+        "age_band", key=lambda bands: bands.map(partial(order, AGE_BANDS)), kind="stable"
+    )
+    support["age_label"] = labels(AGE_BANDS, support["age_band"])
     st.plotly_chart(
         metric_charts.stacked_bars(
             support,
             x="age_label",
             stack="victim_support",
             value="cases",
-            labels=text["support_states"],
+            labels={code: label(VICTIM_SUPPORT, code) for code in VICTIM_SUPPORT},
             y_title=text["support_y"],
             colours=SUPPORT_COLOURS,
             order=list(SUPPORT_COLOURS),

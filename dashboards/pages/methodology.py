@@ -8,10 +8,14 @@ language switch.
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
+from dashboards import assessment_download
 from dashboards import mart_queries as mq
 from dashboards.components import open_page, show_table, with_category_labels
+from dashboards.formatting import format_duration
+from dashboards.labels import CLOCKS, MART_TITLES, RULE_SETTINGS, label, labels
 
 TEXT = {
     "en": {
@@ -20,13 +24,27 @@ TEXT = {
         "the policy version in force.",
         "policy_heading": "Policy in force",
         "policy_version": "Policy version {version}, in force since {since}",
+        "since_start": "the start of the data",
+        "report_heading": "Quarterly assessment report",
+        "report_caption": "The external assessment panel's report for a quarter, as `ocse "
+        "report assessment` writes it: every metric with its definition, under the same "
+        "disclosure control as the research exports (k = {k}). A quarter not yet over is "
+        "marked provisional. Preparing and downloading it are recorded in the access log.",
+        "report_quarter": "Quarter",
+        "report_prepare": "Prepare the report",
+        "report_preparing": "Building the report for {quarter}…",
+        "report_ready": "Report for {quarter} ready (k = {k}).",
+        "report_no_pdf": "The PDF could not be made on this server ({error}); the HTML is "
+        "complete and prints to PDF from the browser.",
+        "report_html": "Download HTML",
+        "report_pdf": "Download PDF",
         "policy_caption": "Approved by {approved}. {description}",
         "targets": "SLA targets",
         "rules": "Black and grey list rules",
         "categories": "Categories",
         "col_clock": "Clock",
         "col_category": "Category",
-        "col_target": "Target (minutes)",
+        "col_target": "Target",
         "col_code": "Code",
         "col_en": "English",
         "col_zh": "Chinese",
@@ -51,13 +69,25 @@ TEXT = {
         "intro": "每个数字的定义（取自数据集市的 dbt 文档）以及现行政策版本。",
         "policy_heading": "现行政策",
         "policy_version": "政策版本 {version}，自 {since} 起生效",
+        "since_start": "数据起始",
+        "report_heading": "季度评估报告",
+        "report_caption": "外部评估组的季度报告，与 `ocse report assessment` 生成的相同："
+        "每项指标及其定义，采用与研究导出相同的披露控制（k = {k}）。尚未结束的季度标为临时。"
+        "生成与下载均记入访问日志。",
+        "report_quarter": "季度",
+        "report_prepare": "生成报告",
+        "report_preparing": "正在生成 {quarter} 的报告…",
+        "report_ready": "{quarter} 的报告已就绪（k = {k}）。",
+        "report_no_pdf": "本服务器无法生成 PDF（{error}）；HTML 内容完整，可在浏览器中打印为 PDF。",
+        "report_html": "下载 HTML",
+        "report_pdf": "下载 PDF",
         "policy_caption": "批准方：{approved}。{description}",
         "targets": "服务时限",
         "rules": "黑名单与灰名单规则",
         "categories": "类别",
         "col_clock": "时钟",
         "col_category": "类别",
-        "col_target": "时限（分钟）",
+        "col_target": "时限",
         "col_code": "代码",
         "col_en": "英文",
         "col_zh": "中文",
@@ -85,6 +115,7 @@ ctx = open_page(
 )
 text = ctx.text
 st.info(text["common_terms"].format(tz=ctx.tz), icon=":material/schedule:")
+assessment_download.section(ctx, text)
 
 st.subheader(text["policy_heading"])
 versions = mq.policy_versions(ctx.snapshot)
@@ -94,7 +125,11 @@ if not current.empty:
     st.markdown(
         "**"
         + text["policy_version"].format(
-            version=int(row["policy_version"]), since=str(row["valid_from"])[:10]
+            version=int(row["policy_version"]),
+            # the first version is valid from the epoch: it has applied from the start
+            since=text["since_start"]
+            if pd.Timestamp(row["valid_from"]).year < 2000
+            else str(row["valid_from"])[:10],
         )
         + "**"
     )
@@ -107,12 +142,14 @@ tabs = st.tabs([text["targets"], text["rules"], text["categories"]])
 with tabs[0]:
     targets = mq.sla_targets(ctx.snapshot)
     targets = with_category_labels(ctx, targets)
+    targets["clock_label"] = labels(CLOCKS, targets["clock"])
+    targets["target_label"] = [format_duration(float(m)) for m in targets["target_minutes"]]
     show_table(
         targets,
         {
-            "clock": text["col_clock"],
+            "clock_label": text["col_clock"],
             "category": text["col_category"],
-            "target_minutes": text["col_target"],
+            "target_label": text["col_target"],
         },
     )
 with tabs[1]:
@@ -121,7 +158,8 @@ with tabs[1]:
         settings = rules.drop(columns=["valid_from", "valid_to"]).iloc[0]
         frame = settings.rename_axis("rule").reset_index(name="value")
         frame["value"] = frame["value"].astype(str)
-        show_table(frame, {"rule": text["rule_name"], "value": text["rule_value"]})
+        frame["rule_label"] = [label(RULE_SETTINGS, r) for r in frame["rule"]]
+        show_table(frame, {"rule_label": text["rule_name"], "value": text["rule_value"]})
 with tabs[2]:
     categories = mq.categories(ctx.snapshot)
     show_table(
@@ -153,7 +191,9 @@ for table_name, rows in definitions.groupby("table_name", sort=True):
     about = rows[rows["column_name"].isna()]["description"].iloc[0]
     summary = about.split(". ")[0].replace("\n", " ").strip()
     summary = summary if len(summary) <= 110 else summary[:107] + "…"
-    with st.expander(f"`{table_name}` · {summary}", expanded=bool(search)):
+    title = label(MART_TITLES, table_name)
+    with st.expander(f"{title} · `{table_name}`", expanded=bool(search)):
+        st.caption(summary)
         # dbt descriptions are our own Markdown (docs blocks), not data: render them.
         st.markdown(about)
         show_table(

@@ -24,12 +24,14 @@ from dashboards.components import (
     show_table,
 )
 
+PAGE_SIZE = 50
+
 TEXT = {
     "en": {
         "title": "Repeat offenders",
         "intro": "The black and grey list at the data's as-of time, the rule behind each "
         "entry, and how the list has grown.",
-        "tiers": {"black": "Black", "grey": "Grey", "white": "White", "none": "None"},
+        "tiers": {"black": "Black", "grey": "Grey", "white": "White", "none": "Not listed"},
         "tier_help": {
             "black": "Zero-tolerance violation, or repeated violations within 180 days.",
             "grey": "A violation within 180 days, or repeated reports within 30 days.",
@@ -63,17 +65,27 @@ TEXT = {
         "col_top": "Main category",
         "col_last": "Last violation",
         "col_since": "Tier since",
-        "history_heading": "Tier history of one account",
-        "history_input": "Reference",
-        "history_help": "Paste a reference from the list (p1:…).",
-        "history_none": "No account with this reference.",
+        "history_heading": "Tier history of the selected account",
+        "history_caption": "Select a row of the list to open its account (the first row "
+        "is shown until you do). Each stretch: the tier, the rule that put the account there "
+        "and the counts it saw when the stretch began.",
+        "search": "Search references",
+        "search_help": "Part of a reference (p1:…); case does not matter.",
+        "page": "Page",
+        "showing": "Accounts {first}–{last} of {total} (page {page} of {pages}).",
+        "list_empty": "No listed account matches.",
+        "violations_heading": "Its violations (content taken down, as known at T)",
+        "violations_none": "No violation known at T (a reversed takedown no longer counts).",
+        "col_taken_down": "Taken down",
+        "col_content": "Content",
+        "col_trigger": "Found by",
         "col_from": "From",
         "col_to": "Until",
     },
     "zh": {
         "title": "重复违规者",
         "intro": "数据截至时点的黑名单与灰名单、每个条目所依据的规则，以及名单的变化。",
-        "tiers": {"black": "黑名单", "grey": "灰名单", "white": "白名单", "none": "无"},
+        "tiers": {"black": "黑名单", "grey": "灰名单", "white": "白名单", "none": "未列入"},
         "tier_help": {
             "black": "零容忍违规，或 180 天内多次违规。",
             "grey": "180 天内有违规，或 30 天内多次被举报。",
@@ -105,10 +117,19 @@ TEXT = {
         "col_top": "主要类别",
         "col_last": "最近违规",
         "col_since": "列入时间",
-        "history_heading": "单个账号的名单历史",
-        "history_input": "标识",
-        "history_help": "粘贴名单中的标识（p1:…）。",
-        "history_none": "没有该标识的账号。",
+        "history_heading": "所选账号的名单历史",
+        "history_caption": "在名单中选择一行以打开该账号（未选择时显示第一行）。每一段：名单、"
+        "列入所依据的规则，以及该段开始时规则所见的计数。",
+        "search": "搜索标识",
+        "search_help": "标识的一部分（p1:…），不区分大小写。",
+        "page": "页码",
+        "showing": "第 {first}–{last} 个账号，共 {total} 个（第 {page} / {pages} 页）。",
+        "list_empty": "没有符合条件的名单账号。",
+        "violations_heading": "其违规记录（截至 T 已知的被下架内容）",
+        "violations_none": "截至 T 无已知违规（被撤销的下架不再计入）。",
+        "col_taken_down": "下架时间",
+        "col_content": "内容",
+        "col_trigger": "发现方式",
         "col_from": "起",
         "col_to": "止",
     },
@@ -144,7 +165,7 @@ with left:
     )
 with right:
     st.subheader(text["weekly_heading"])
-    period = period_filter(ctx, with_categories=False, default_days=12 * 7)
+    period = period_filter(ctx, with_categories=False)
     weekly = mq.tier_counts_weekly(ctx.snapshot, period, ctx.tz)
     st.plotly_chart(
         metric_charts.tier_lines(weekly, labels=tier_names, y_title=text["weekly_y"]),
@@ -158,18 +179,47 @@ if not ctx.viewer.sees_individuals:
     st.stop()
 
 st.caption(text["list_caption"])
-shown_tiers = st.multiselect(
-    text["show_tiers"],
-    options=["black", "grey"],
-    default=["black", "grey"],
-    format_func=tier_names.__getitem__,
-    key="offenders_tiers",
+left, middle, right = st.columns([2, 2, 1])
+with left:
+    shown_tiers = st.multiselect(
+        text["show_tiers"],
+        options=["black", "grey"],
+        default=["black", "grey"],
+        format_func=tier_names.__getitem__,
+        key="offenders_tiers",
+    )
+with middle:
+    search = st.text_input(
+        text["search"], key="offenders_search", max_chars=200, help=text["search_help"]
+    ).strip()
+tiers = tuple(shown_tiers) or ("black", "grey")
+total = mq.repeat_offender_count(ctx.snapshot, tiers, search)
+pages = max(1, -(-total // PAGE_SIZE))
+with right:
+    page = st.number_input(
+        text["page"], min_value=1, max_value=pages, value=1, step=1, key="offenders_page"
+    )
+page = min(int(page), pages)
+offenders = mq.repeat_offenders(
+    ctx.snapshot, tiers, search, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE
 )
-offenders = mq.repeat_offenders(ctx.snapshot, tuple(shown_tiers) or ("black", "grey"))
+if offenders.empty:
+    st.info(text["list_empty"], icon=":material/search_off:")
+    st.stop()
+first = (page - 1) * PAGE_SIZE + 1
+st.caption(
+    text["showing"].format(
+        first=count_or_dash(first),
+        last=count_or_dash(first + len(offenders) - 1),
+        total=count_or_dash(total),
+        page=page,
+        pages=pages,
+    )
+)
 offenders["tier_label"] = [tier_names.get(t, t) for t in offenders["tier"]]
 offenders["reason_label"] = [reason_names.get(r, r) for r in offenders["tier_reason"]]
 offenders["top_category"] = [ctx.category(c) for c in offenders["top_category_code"]]
-show_table(
+picked = show_table(
     offenders,
     {
         "offender_rank": text["col_rank"],
@@ -185,29 +235,46 @@ show_table(
         "tier_since": datetime_column(text["col_since"], ctx.tz),
     },
     height=420,
+    on_select="rerun",
+    selection_mode="single-row",
+    key="offenders_list",
 )
+rows = picked.selection.rows if picked is not None else []
+reference = offenders["user_ref"].iloc[rows[0] if rows else 0]
 
 st.subheader(text["history_heading"])
-reference = st.text_input(
-    text["history_input"],
-    value=offenders["user_ref"].iloc[0] if not offenders.empty else "",
-    help=text["history_help"],
-    key="offenders_reference",
-    max_chars=200,
-).strip()
-if reference:
-    history = mq.tier_history(ctx.snapshot, reference)
-    if history.empty:
-        st.info(text["history_none"], icon=":material/search_off:")
-    else:
-        history["tier_label"] = [tier_names.get(t, t) for t in history["tier"]]
-        history["reason_label"] = [reason_names.get(r, r) for r in history["tier_reason"]]
-        show_table(
-            history,
-            {
-                "tier_label": text["col_tier"],
-                "reason_label": text["col_reason"],
-                "valid_from": datetime_column(text["col_from"], ctx.tz),
-                "valid_to": datetime_column(text["col_to"], ctx.tz),
-            },
-        )
+st.caption(text["history_caption"])
+st.text(reference)  # data: shown as text, never Markdown
+history = mq.tier_history(ctx.snapshot, reference)
+history["tier_label"] = [tier_names.get(t, t) for t in history["tier"]]
+history["reason_label"] = [reason_names.get(r, "–") for r in history["tier_reason"]]
+history_columns = {
+    "tier_label": text["col_tier"],
+    "reason_label": text["col_reason"],
+    "valid_from": datetime_column(text["col_from"], ctx.tz),
+    "valid_to": datetime_column(text["col_to"], ctx.tz),
+}
+# The counts the rule saw when each stretch began (columns of fct_user_tier_history).
+for column, header in (
+    ("violations_180d", "col_180d"),
+    ("zero_tolerance_violations", "col_zero"),
+    ("reports_30d", "col_reports"),
+):
+    if column in history.columns:
+        history_columns[column] = text[header]
+show_table(history, history_columns)
+st.subheader(text["violations_heading"])
+violations = mq.account_takedowns(ctx.snapshot, reference)
+if violations.empty:
+    st.caption(text["violations_none"])
+else:
+    violations["category"] = [ctx.category(c) for c in violations["category_code"]]
+    show_table(
+        violations,
+        {
+            "taken_down_at": datetime_column(text["col_taken_down"], ctx.tz),
+            "content_id": text["col_content"],
+            "category": text["col_top"],
+            "trigger": text["col_trigger"],
+        },
+    )

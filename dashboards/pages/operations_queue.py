@@ -2,49 +2,90 @@
 75% of its target, worst first, and the alerts raised about them and about the feeds.
 Refreshes every minute with the snapshot (sidebar switch).
 
-Reads fct_open_sla_breaches, alerts.outbox and alerts.deliveries. Operations and admin only:
-subject ids identify content, reports and cases.
+Select a row to open its subject: what happened to it (fct_subject_events), its clocks
+(fct_sla_clocks) and the alerts sent about it. Filters by clock, category and severity
+(the alert severity the rule gives the clock: ocse.alerts.rules.clock_severity).
+
+Reads fct_open_sla_breaches, fct_subject_events, fct_sla_clocks, alerts.outbox and
+alerts.deliveries. Operations and admin only: subject ids identify content, reports and
+cases.
 """
 
 from __future__ import annotations
 
+import json
+
+import pandas as pd
 import streamlit as st
 
 from dashboards import mart_queries as mq
 from dashboards.components import count_or_dash, datetime_column, kpi, open_page, show_table
+from dashboards.formatting import format_duration, format_share_of_target
+from dashboards.i18n import language
+from dashboards.labels import (
+    ALERT_TYPES,
+    BREACH_STATUS,
+    CHANNELS,
+    CLOCK_STATES,
+    CLOCKS,
+    DELIVERY_STATES,
+    EVENT_DETAILS,
+    SEVERITIES,
+    SUBJECT_EVENTS,
+    formatter,
+    label,
+    labels,
+)
+from ocse.alerts.rules import clock_severity
 
 TEXT = {
     "en": {
         "title": "Operations queue",
         "intro": "Clocks running now past 75% of their target, breaches first, then by share "
-        "of target used. Act from the top.",
-        "clocks": {
-            "takedown": "Takedown",
-            "report_acknowledgement": "Report acknowledgement",
-            "report_resolution": "Report resolution",
-            "referral": "Referral",
-        },
-        "breach": "Breached",
-        "near_breach": "Near breach",
+        "of target used. Act from the top; select a row to open its subject.",
         "kpi_help": "{breach} breached, {near} near breach",
+        "breached": "{count} breached",
         "filter": "Clocks",
+        "filter_categories": "Categories",
+        "filter_severity": "Severity",
+        "all": "All",
         "empty": "No clock is past 75% of its target. Nothing to chase.",
+        "empty_filtered": "No running clock matches these filters.",
+        "queue_caption": "{shown} of {total} clocks.",
         "col_status": "Status",
+        "col_severity": "Severity",
         "col_clock": "Clock",
         "col_subject": "Subject",
         "col_category": "Category",
         "col_used": "Target used",
-        "col_elapsed": "Elapsed (min)",
-        "col_target": "Target (min)",
+        "col_used_help": "Elapsed time as a share of the target; shown up to 1,000 %, the "
+        "exact figure is in the subject's detail.",
+        "col_over": "Over target by",
+        "col_elapsed": "Elapsed",
+        "col_target": "Target",
         "col_started": "Started",
         "col_deadline": "Deadline",
+        "detail_heading": "Subject {subject}",
+        "detail_pick": "Select a row of the queue to open its subject.",
+        "detail_clock": "{clock}: {status}, {elapsed} elapsed of a {target} target "
+        "({share:.1%} of target), started {started}, deadline {deadline}.",
+        "events_heading": "What happened to it (as known at T)",
+        "no_events": "No event recorded for this subject.",
+        "col_when": "When",
+        "col_event": "Event",
+        "col_source": "Record",
+        "col_detail": "Detail",
+        "col_user": "Account (reference)",
+        "clocks_heading": "Its clocks",
+        "col_state": "State",
+        "col_stopped": "Stopped",
+        "subject_alerts": "Alerts sent about it",
         "alerts_heading": "Alert history",
         "alerts_caption": "Alerts raised by the pipeline, newest first, with each channel's "
         "delivery state.",
         "no_alerts": "No alert raised yet.",
         "col_raised": "Raised",
         "col_type": "Type",
-        "col_severity": "Severity",
         "col_alert_status": "State",
         "col_title": "Alert",
         "col_deliveries": "Delivery",
@@ -53,34 +94,49 @@ TEXT = {
     },
     "zh": {
         "title": "运营队列",
-        "intro": "当前已用去时限 75% 以上的运行中时钟，"
-        "超时优先，再按已用比例排序。请从上往下处理。",
-        "clocks": {
-            "takedown": "下架",
-            "report_acknowledgement": "举报受理",
-            "report_resolution": "举报处理",
-            "referral": "移送",
-        },
-        "breach": "已超时",
-        "near_breach": "临近超时",
+        "intro": "当前已用去时限 75% 以上的运行中时钟，超时优先，再按已用比例排序。"
+        "请从上往下处理；选择一行可打开其对象。",
         "kpi_help": "已超时 {breach}，临近超时 {near}",
+        "breached": "已超时 {count}",
         "filter": "时钟",
+        "filter_categories": "类别",
+        "filter_severity": "级别",
+        "all": "全部",
         "empty": "没有时钟超过时限的 75%，无需催办。",
+        "empty_filtered": "没有符合筛选条件的运行中时钟。",
+        "queue_caption": "显示 {shown} / {total} 个时钟。",
         "col_status": "状态",
+        "col_severity": "级别",
         "col_clock": "时钟",
         "col_subject": "对象",
         "col_category": "类别",
         "col_used": "已用时限",
-        "col_elapsed": "已用（分钟）",
-        "col_target": "时限（分钟）",
+        "col_used_help": "已用时间占时限的比例；最多显示到 1,000%，准确数值见对象详情。",
+        "col_over": "超出时限",
+        "col_elapsed": "已用时间",
+        "col_target": "时限",
         "col_started": "开始",
         "col_deadline": "截止",
+        "detail_heading": "对象 {subject}",
+        "detail_pick": "在队列中选择一行以打开其对象。",
+        "detail_clock": "{clock}：{status}，已用 {elapsed}，时限 {target}（为时限的 {share:.1%}），"
+        "开始于 {started}，截止 {deadline}。",
+        "events_heading": "处理经过（截至 T 已知）",
+        "no_events": "该对象没有记录的事件。",
+        "col_when": "时间",
+        "col_event": "事件",
+        "col_source": "记录",
+        "col_detail": "详情",
+        "col_user": "账号（假名标识）",
+        "clocks_heading": "相关时钟",
+        "col_state": "状态",
+        "col_stopped": "停止",
+        "subject_alerts": "就此发出的告警",
         "alerts_heading": "告警记录",
         "alerts_caption": "管道发出的告警，最新在前，并显示各渠道的投递状态。",
         "no_alerts": "尚无告警。",
         "col_raised": "发出时间",
         "col_type": "类型",
-        "col_severity": "级别",
         "col_alert_status": "状态",
         "col_title": "告警",
         "col_deliveries": "投递",
@@ -89,12 +145,90 @@ TEXT = {
     },
 }
 CLOCK_ORDER = ("takedown", "report_acknowledgement", "report_resolution", "referral")
+# Status marks drawn by the grid itself (no emoji: the fonts of every screen have these).
+STATUS_MARK = {"breach": "●", "near_breach": "○"}
+# Clock alerts rendered in Chinese from their facts (the stored title is English).
+ZH_CLOCK_WORDS = {
+    "takedown": "仍可见",
+    "report_acknowledgement": "未受理",
+    "report_resolution": "未处理完结",
+    "referral": "未移送主管机关",
+}
+
+
+def alert_title(row) -> str:
+    """The alert's title in the page's language: English as stored; Chinese composed from
+    the alert's facts for clock alerts, and type plus subject for the others."""
+    if language() != "zh":
+        return row.title
+    if row.alert_type in ZH_CLOCK_WORDS:
+        facts = json.loads(row.payload).get("facts", {}) if row.payload else {}
+        what = (
+            "CSAM"
+            if (row.alert_type == "takedown" and facts.get("is_csam"))
+            else (facts.get("category_label_zh") or ctx.category(row.category_code))
+        )
+        state = "已超过截止时间" if row.status == "breach" else "临近截止时间"
+        elapsed = facts.get("elapsed_minutes")
+        target = facts.get("target_minutes")
+        used = f"：已用 {elapsed:,.0f} / {target:,} 分钟" if elapsed and target else ""
+        return (
+            f"{what}{ZH_CLOCK_WORDS[row.alert_type]}，{state}{used}"
+            f"（{label(CLOCKS, row.alert_type)} {row.subject_id}）"
+        )
+    return f"{label(ALERT_TYPES, row.alert_type)}：{row.subject_id or ''}"
+
+
+def deliveries_label(value: object) -> str:
+    """'ops_webhook:delivered, ...' as channel and state labels."""
+    if not isinstance(value, str) or not value:
+        return "–"
+    parts = []
+    for item in value.split(", "):
+        channel, _, state = item.partition(": ")
+        parts.append(f"{label(CHANNELS, channel)}: {label(DELIVERY_STATES, state)}")
+    return ", ".join(parts)
+
+
+def _alert_rows(alerts: pd.DataFrame) -> pd.DataFrame:
+    alerts = alerts.copy()
+    alerts["severity_label"] = labels(SEVERITIES, alerts["severity"])
+    alerts["type_label"] = labels(ALERT_TYPES, alerts["alert_type"])
+    alerts["status_label"] = labels(BREACH_STATUS, alerts["status"])
+    alerts["title_label"] = [alert_title(row) for row in alerts.itertuples(index=False)]
+    alerts["deliveries_label"] = [deliveries_label(d) for d in alerts["deliveries"]]
+    return alerts
+
+
+def _alerts_table(alerts: pd.DataFrame, height: int | str = "auto") -> None:
+    show_table(
+        _alert_rows(alerts),
+        {
+            "raised_at": datetime_column(text["col_raised"], ctx.tz),
+            "severity_label": text["col_severity"],
+            "type_label": text["col_type"],
+            "status_label": text["col_alert_status"],
+            "title_label": st.column_config.TextColumn(text["col_title"], width="large"),
+            "deliveries_label": text["col_deliveries"],
+            "last_error": text["col_error"],
+            "resolved_at": datetime_column(text["col_resolved"], ctx.tz),
+        },
+        height=height,
+    )
+
 
 ctx = open_page(
-    "operations_queue", TEXT, ("fct_open_sla_breaches", "alerts_outbox", "alerts_deliveries")
+    "operations_queue",
+    TEXT,
+    (
+        "fct_open_sla_breaches",
+        "fct_subject_events",
+        "fct_sla_clocks",
+        "alerts_outbox",
+        "alerts_deliveries",
+    ),
 )
 text = ctx.text
-clock_names: dict = text["clocks"]
 
 counts = mq.open_clock_counts(ctx.snapshot)
 for column, clock in zip(st.columns(len(CLOCK_ORDER)), CLOCK_ORDER, strict=True):
@@ -102,46 +236,158 @@ for column, clock in zip(st.columns(len(CLOCK_ORDER)), CLOCK_ORDER, strict=True)
     breach, near = int(rows.get("breach", 0)), int(rows.get("near_breach", 0))
     with column:
         kpi(
-            clock_names[clock],
+            label(CLOCKS, clock),
             count_or_dash(breach + near),
             help=text["kpi_help"].format(breach=breach, near=near),
-            delta=f"{breach} {text['breach'].lower()}" if breach else None,
+            delta=text["breached"].format(count=breach) if breach else None,
             alarm=True,
         )
 
-chosen = st.pills(
-    text["filter"],
-    options=list(CLOCK_ORDER),
-    selection_mode="multi",
-    default=list(CLOCK_ORDER),
-    format_func=clock_names.__getitem__,
-    key="queue_clocks",
-)
-queue = mq.open_clocks(ctx.snapshot, tuple(chosen or CLOCK_ORDER))
+queue = mq.open_clocks(ctx.snapshot, CLOCK_ORDER)
+queue["severity"] = [
+    clock_severity(clock, status, bool(is_csam))
+    for clock, status, is_csam in zip(
+        queue["clock"], queue["status"], queue["is_csam"], strict=True
+    )
+]
+left, middle, right = st.columns([2, 2, 1])
+with left:
+    chosen = st.pills(
+        text["filter"],
+        options=list(CLOCK_ORDER),
+        selection_mode="multi",
+        default=list(CLOCK_ORDER),
+        format_func=formatter(CLOCKS),
+        key="queue_clocks",
+    )
+with middle:
+    categories = st.multiselect(
+        text["filter_categories"],
+        options=list(ctx.labels),
+        format_func=ctx.category,
+        placeholder=text["all"],
+        key="queue_categories",
+    )
+with right:
+    severities = st.multiselect(
+        text["filter_severity"],
+        options=list(SEVERITIES),
+        format_func=formatter(SEVERITIES),
+        placeholder=text["all"],
+        key="queue_severity",
+    )
+total = len(queue)
+shown = queue[
+    queue["clock"].isin(chosen or CLOCK_ORDER)
+    & (queue["category_code"].isin(categories) if categories else True)
+    & (queue["severity"].isin(severities) if severities else True)
+].reset_index(drop=True)
 if queue.empty:
     st.success(text["empty"], icon=":material/check_circle:")
+elif shown.empty:
+    st.info(text["empty_filtered"], icon=":material/filter_alt_off:")
 else:
-    queue["status_label"] = [
-        ("🔴 " + text["breach"]) if s == "breach" else ("🟠 " + text["near_breach"])
-        for s in queue["status"]
+    st.caption(text["queue_caption"].format(shown=f"{len(shown):,}", total=f"{total:,}"))
+    shown["status_label"] = [
+        f"{STATUS_MARK.get(s, '')} {label(BREACH_STATUS, s)}" for s in shown["status"]
     ]
-    queue["clock_label"] = [clock_names.get(c, c) for c in queue["clock"]]
-    queue["category"] = [ctx.category(c) for c in queue["category_code"]]
-    show_table(
-        queue,
+    shown["severity_label"] = labels(SEVERITIES, shown["severity"])
+    shown["clock_label"] = labels(CLOCKS, shown["clock"])
+    shown["category"] = [ctx.category(c) for c in shown["category_code"]]
+    shown["used_label"] = [format_share_of_target(v) for v in shown["used_share"]]
+    shown["over_label"] = [
+        format_duration(e - t) if e > t else "–"
+        for e, t in zip(shown["elapsed_minutes"], shown["target_minutes"], strict=True)
+    ]
+    shown["elapsed_label"] = [format_duration(v) for v in shown["elapsed_minutes"]]
+    shown["target_label"] = [format_duration(float(v)) for v in shown["target_minutes"]]
+    picked = show_table(
+        shown,
         {
             "status_label": text["col_status"],
+            "severity_label": text["col_severity"],
             "clock_label": text["col_clock"],
             "subject_id": text["col_subject"],
-            "category": text["col_category"],
-            "used_share": st.column_config.NumberColumn(text["col_used"], format="percent"),
-            "elapsed_minutes": st.column_config.NumberColumn(text["col_elapsed"], format="%.0f"),
-            "target_minutes": text["col_target"],
+            "category": st.column_config.TextColumn(text["col_category"], width="medium"),
+            "used_label": st.column_config.TextColumn(text["col_used"], help=text["col_used_help"]),
+            "over_label": text["col_over"],
+            "elapsed_label": text["col_elapsed"],
+            "target_label": text["col_target"],
             "clock_started_at": datetime_column(text["col_started"], ctx.tz),
             "deadline_at": datetime_column(text["col_deadline"], ctx.tz),
         },
-        height=460,
+        height=420,
+        on_select="rerun",
+        selection_mode="single-row",
+        key="queue_table",
     )
+    rows = picked.selection.rows if picked is not None else []
+    if not rows:
+        st.caption(text["detail_pick"])
+    else:
+        row = shown.iloc[rows[0]]
+        st.subheader(text["detail_heading"].format(subject=row["subject_id"]))
+        st.markdown(
+            text["detail_clock"].format(
+                clock=label(CLOCKS, row["clock"]),
+                status=label(BREACH_STATUS, row["status"]),
+                elapsed=format_duration(row["elapsed_minutes"]),
+                target=format_duration(float(row["target_minutes"])),
+                share=row["used_share"],
+                started=pd.Timestamp(row["clock_started_at"])
+                .tz_convert(ctx.tz)
+                .strftime("%Y-%m-%d %H:%M"),
+                deadline=pd.Timestamp(row["deadline_at"])
+                .tz_convert(ctx.tz)
+                .strftime("%Y-%m-%d %H:%M"),
+            )
+        )
+        subject = str(row["subject_id"])
+        st.markdown(f"**{text['events_heading']}**")
+        events = mq.subject_events(ctx.snapshot, subject)
+        if events.empty:
+            st.caption(text["no_events"])
+        else:
+            events["event_label"] = labels(SUBJECT_EVENTS, events["event"])
+            events["category"] = [ctx.category(c) for c in events["category_code"]]
+            events["detail_label"] = [label(EVENT_DETAILS, d) for d in events["detail"]]
+            show_table(
+                events,
+                {
+                    "event_at": datetime_column(text["col_when"], ctx.tz),
+                    "event_label": text["col_event"],
+                    "source_id": text["col_source"],
+                    "detail_label": text["col_detail"],
+                    "category": text["col_category"],
+                    "user_ref": text["col_user"],
+                },
+            )
+        st.markdown(f"**{text['clocks_heading']}**")
+        clocks = mq.subject_clocks(ctx.snapshot, subject)
+        clocks["clock_label"] = labels(CLOCKS, clocks["clock"])
+        clocks["state_label"] = labels(CLOCK_STATES, clocks["state"])
+        clocks["elapsed_label"] = [format_duration(v) for v in clocks["elapsed_minutes"]]
+        clocks["target_label"] = [
+            format_duration(float(v)) if pd.notna(v) else "–" for v in clocks["target_minutes"]
+        ]
+        show_table(
+            clocks,
+            {
+                "clock_label": text["col_clock"],
+                "state_label": text["col_state"],
+                "clock_started_at": datetime_column(text["col_started"], ctx.tz),
+                "deadline_at": datetime_column(text["col_deadline"], ctx.tz),
+                "stopped_at": datetime_column(text["col_stopped"], ctx.tz),
+                "elapsed_label": text["col_elapsed"],
+                "target_label": text["col_target"],
+            },
+        )
+        st.markdown(f"**{text['subject_alerts']}**")
+        sent = mq.alert_history(ctx.snapshot, subject_id=subject)
+        if sent.empty:
+            st.caption(text["no_alerts"])
+        else:
+            _alerts_table(sent)
 
 st.subheader(text["alerts_heading"])
 alerts = mq.alert_history(ctx.snapshot)
@@ -149,17 +395,4 @@ if alerts.empty:
     st.caption(text["no_alerts"])
 else:
     st.caption(text["alerts_caption"])
-    show_table(
-        alerts,
-        {
-            "raised_at": datetime_column(text["col_raised"], ctx.tz),
-            "severity": text["col_severity"],
-            "alert_type": text["col_type"],
-            "status": text["col_alert_status"],
-            "title": text["col_title"],
-            "deliveries": text["col_deliveries"],
-            "last_error": text["col_error"],
-            "resolved_at": datetime_column(text["col_resolved"], ctx.tz),
-        },
-        height=360,
-    )
+    _alerts_table(alerts, height=360)

@@ -8,18 +8,22 @@ dim_user_tiers and rpt_tier_counts_daily.
 
 from __future__ import annotations
 
+from collections import defaultdict
+from datetime import timedelta
+from functools import partial
+
 import streamlit as st
 
 from dashboards import mart_queries as mq
 from dashboards import metric_charts
 from dashboards.components import (
     CHART_CONFIG,
+    compared,
     count_or_dash,
     format_minutes,
     kpi,
     open_page,
     period_filter,
-    previous_caption,
     rate_delta,
     rate_or_dash,
     relative_delta,
@@ -142,15 +146,18 @@ ctx = open_page(
 )
 text = ctx.text
 period = period_filter(ctx)
-previous = period.previous()
-previous_caption(period)
 
-csam, csam_before = (mq.csam_takedown_summary(ctx.snapshot, p) for p in (period, previous))
-now, before = (mq.takedown_summary(ctx.snapshot, p) for p in (period, previous))
-reports, reports_before = (mq.report_summary(ctx.snapshot, p) for p in (period, previous))
-cases, cases_before = (mq.case_summary(ctx.snapshot, p, ctx.tz) for p in (period, previous))
+csam, csam_before = compared(partial(mq.csam_takedown_summary, ctx.snapshot), period)
+now, before = compared(partial(mq.takedown_summary, ctx.snapshot), period)
+reports, reports_before = compared(partial(mq.report_summary, ctx.snapshot), period)
+cases, cases_before = compared(partial(mq.case_summary, ctx.snapshot), period, ctx.tz)
 tiers = mq.tier_counts(ctx.snapshot)
-tiers_at_start = mq.tier_counts_at(ctx.snapshot, previous.last_day, ctx.tz)
+# The list's change since the period began (the end of the day before it), when covered.
+tiers_at_start = (
+    mq.tier_counts_at(ctx.snapshot, period.first_day - timedelta(days=1), ctx.tz)
+    if period.comparison is not None
+    else defaultdict(lambda: None)
+)
 
 st.subheader(text["csam_heading"])
 left, middle, right = st.columns(3)

@@ -16,7 +16,10 @@ import pandas as pd
 import streamlit as st
 
 from dashboards import auth
+from dashboards import mart_queries as mq
 from dashboards.components import open_page
+from dashboards.i18n import language
+from dashboards.labels import DETECTION_METHODS, label
 from dashboards.settings import get_dashboard_settings
 from ocse.exports.publication import ExportError
 from ocse.exports.research import (
@@ -25,6 +28,59 @@ from ocse.exports.research import (
     research_export_zip,
 )
 from ocse.serving import open_snapshot
+
+MEASURES = {
+    # measure / column -> (English, Chinese)
+    "period_start": ("From", "起"),
+    "period_end": ("To", "止"),
+    "category_code": ("Category", "类别"),
+    "detection_method": ("Detection method", "检测方式"),
+    "reports_received": ("Reports received", "收到举报"),
+    "received": ("Reports received", "收到举报"),
+    "takedowns": ("Takedowns", "下架数"),
+    "proactive_takedowns": ("Found proactively", "主动发现"),
+    "proactive_share": ("Proactive share", "主动发现占比"),
+    "prevented": ("Prevented uploads", "拦截上传"),
+    "exposed": ("Visible before takedown", "下架前可见"),
+    "within_sla": ("Within SLA", "时限内"),
+    "breached": ("Breached", "超时"),
+    "evidence_on_time": ("Evidence on time", "证据按时保全"),
+    "compliance_rate": ("Compliance", "达标率"),
+    "evidence_on_time_rate": ("Evidence on time (rate)", "证据按时率"),
+    "median_exposure_minutes": ("Median exposure (min)", "暴露时长中位数（分钟）"),
+    "p90_exposure_minutes": ("p90 exposure (min)", "暴露时长 P90（分钟）"),
+    "ack_decided": ("Acknowledgements decided", "已判定受理"),
+    "ack_on_time": ("Acknowledged on time", "按时受理"),
+    "resolution_decided": ("Resolutions decided", "已判定处理"),
+    "resolution_on_time": ("Resolved on time", "按时处理"),
+    "resolved": ("Resolved", "已处理"),
+    "feedback_sent": ("Feedback sent", "已反馈"),
+    "ack_compliance_rate": ("Acknowledgement compliance", "受理达标率"),
+    "resolution_compliance_rate": ("Resolution compliance", "处理达标率"),
+    "feedback_rate": ("Feedback rate", "反馈率"),
+    "cases_opened": ("Cases opened", "立案"),
+    "confirmed": ("Confirmed", "确认"),
+    "referred": ("Referred", "移送"),
+    "referral_decided": ("Referrals decided", "已判定移送"),
+    "referral_on_time": ("Referred on time", "按时移送"),
+    "authority_accepted": ("Accepted by the authority", "主管机关受理"),
+    "prosecuted": ("Prosecuted", "起诉"),
+    "convicted": ("Convicted", "定罪"),
+    "victims": ("Victims", "被害人"),
+    "support_offered": ("Support offered", "已提供救助"),
+    "support_accepted": ("Support accepted", "接受救助"),
+    "referral_compliance_rate": ("Referral compliance", "移送达标率"),
+    "median_hours_to_referral": ("Median hours to referral", "移送用时中位数（小时）"),
+    "hits": ("Hits", "命中"),
+    "reviewed": ("Reviewed", "已复核"),
+    "false_positives": ("False positives", "误报"),
+    "pending": ("Pending review", "待复核"),
+    "precision": ("Precision", "准确率"),
+    "median_minutes_to_review": ("Median minutes to review", "复核用时中位数（分钟）"),
+    "suppressed": ("Withheld", "已隐藏"),
+}
+# Row groups that are not categories or methods: the total and the CSAM subtotal.
+GROUPS = {"all": ("All", "合计"), "csam": ("CSAM (both categories)", "CSAM（两类合计）")}
 
 TEXT = {
     "en": {
@@ -36,12 +92,20 @@ TEXT = {
         "to": "To",
         "grain": "Grain",
         "grains": {"week": "Week", "month": "Month"},
+        "grain_nouns": {"week": "week", "month": "month"},
         "k": "Threshold k",
         "k_help": "Counts below k are withheld, with further cells withheld so that none "
         "can be worked out from totals. Never below 5.",
+        "periods": "Periods",
+        "periods_help": "Whole weeks or months with data, up to the last complete one before "
+        "the data's as-of day.",
+        "no_periods": "The data holds no complete {grain} yet (it starts {first}).",
         "summary": "{tables} tables, {periods} to {end}, k = {k}: {suppressed} of {cells} "
         "cells withheld.",
-        "suppressed_note": "Withheld cells are empty; the `suppressed` column names them.",
+        "suppressed_note": "Why cells are withheld: {primary} are counts below k = {k} (too few "
+        "to publish); {secondary} more are withheld so that none of those can be worked out "
+        "from a total or a neighbouring cell, or are rates and medians computed from a "
+        "withheld count. A withheld cell is empty; the Withheld column names it.",
         "prepare": "Prepare the export (CSV, Parquet, data dictionary, manifest)",
         "download": "Download {name}",
         "prepared": "Export ready: {files} files, sha256 of each in its manifest.",
@@ -61,11 +125,17 @@ TEXT = {
         "to": "止",
         "grain": "粒度",
         "grains": {"week": "周", "month": "月"},
+        "grain_nouns": {"week": "周", "month": "月"},
         "k": "阈值 k",
         "k_help": "小于 k 的计数被隐藏，并隐藏其他必要单元格，使其无法由合计推算。不低于 5。",
+        "periods": "时段",
+        "periods_help": "有数据的整周或整月，截至数据截至日前最后一个完整周期。",
+        "no_periods": "数据中尚无完整的{grain}（数据始于 {first}）。",
         "summary": "{tables} 张表，{periods} 至 {end}，k = {k}：{cells} 个单元格中隐藏 "
         "{suppressed} 个。",
-        "suppressed_note": "被隐藏的单元格为空；`suppressed` 列列出其名称。",
+        "suppressed_note": "隐藏原因：{primary} 个为小于 k = {k} 的计数（过少，不可发布）；另有 "
+        "{secondary} 个被隐藏，使前者无法由合计或相邻单元格推算，或为基于被隐藏计数的比率和中位数。"
+        "被隐藏的单元格为空，“已隐藏”列列出其名称。",
         "prepare": "生成导出文件（CSV、Parquet、数据字典、清单）",
         "download": "下载 {name}",
         "prepared": "导出已就绪：{files} 个文件，各文件的 sha256 见清单。",
@@ -79,19 +149,75 @@ TEXT = {
     },
 }
 
-ctx = open_page("research", TEXT, ())
+
+def word(table: dict, code: str) -> str:
+    pair = table.get(code)
+    if pair is None:
+        return code
+    return pair[1] if language() == "zh" else pair[0]
+
+
+def group_label(ctx, code: str) -> str:
+    if code in GROUPS:
+        return word(GROUPS, code)
+    if code in DETECTION_METHODS:
+        return label(DETECTION_METHODS, code)
+    return ctx.category(code)
+
+
+def whole_periods(first: date, as_of_day: date, grain: str) -> list[tuple[date, date]]:
+    """(start, end) of every whole week or month from the first that starts on or after the
+    data's first day to the last that ends by `as_of_day`."""
+    out = []
+    if grain == "week":
+        start = first + timedelta(days=(7 - first.weekday()) % 7)
+        while start + timedelta(days=6) <= as_of_day:
+            out.append((start, start + timedelta(days=6)))
+            start += timedelta(days=7)
+        return out
+    start = first if first.day == 1 else (first.replace(day=1) + timedelta(days=32)).replace(day=1)
+    while True:
+        end = (start + timedelta(days=32)).replace(day=1) - timedelta(days=1)
+        if end > as_of_day:
+            return out
+        out.append((start, end))
+        start = end + timedelta(days=1)
+
+
+def below_k_cells(table) -> int:
+    """Withheld count cells whose own value is below k (the primary suppressions); the rest
+    were withheld to protect them. Only the number of cells leaves this function."""
+    return sum(
+        1
+        for (period, group, measure), cell in table.cells.items()
+        if cell.status == "suppressed"
+        and measure in table.data.counts
+        and (table.data.values[(period, group)][measure] or 0) < table.k
+    )
+
+
+# The tables themselves come from ocse.exports.research (ocse/exports/sources.py), which
+# reads these marts.
+ctx = open_page(
+    "research",
+    TEXT,
+    (
+        "fct_content_takedowns",
+        "fct_cases",
+        "fct_user_tier_history",
+        "ops_ingest_ledger",
+        "dim_policy_versions",
+        "rpt_category_trends_weekly",
+        "rpt_detection_quality_weekly",
+    ),
+)
 text = ctx.text
 settings = get_dashboard_settings()
 as_of_day = (ctx.info.as_of.date() if ctx.info.as_of else date.today()) - timedelta(days=1)
 
-columns = st.columns([1, 1, 1, 1])
+bounds = mq.data_days(ctx.snapshot)
+columns = st.columns([1, 3, 1])
 with columns[0]:
-    start = st.date_input(
-        text["from"], value=as_of_day.replace(day=1) - timedelta(days=90), key="research_from"
-    )
-with columns[1]:
-    end = st.date_input(text["to"], value=as_of_day, key="research_to")
-with columns[2]:
     grain = (
         st.segmented_control(
             text["grain"],
@@ -102,7 +228,32 @@ with columns[2]:
         )
         or "month"
     )
-with columns[3]:
+# Only whole periods the data covers: a period before the data starts would publish a wall
+# of withheld zeros, and a partial one a count that is not the period's.
+choices = whole_periods(bounds[0], as_of_day, grain) if bounds else []
+if not choices:
+    st.info(
+        text["no_periods"].format(
+            grain=text["grain_nouns"][grain], first=bounds[0] if bounds else "–"
+        ),
+        icon=":material/hourglass_empty:",
+    )
+    st.stop()
+with columns[1]:
+    if len(choices) == 1:
+        first_period = last_period = choices[0]
+        st.caption(f"{text['periods']}: {choices[0][0]} – {choices[0][1]}")
+    else:
+        first_period, last_period = st.select_slider(
+            text["periods"],
+            options=choices,
+            value=(choices[0], choices[-1]),
+            format_func=lambda p: f"{p[0]:%Y-%m-%d}" if grain == "week" else f"{p[0]:%Y-%m}",
+            help=text["periods_help"],
+            key=f"research_periods_{grain}",
+        )
+start, end = first_period[0], last_period[1]
+with columns[2]:
     k = st.number_input(
         text["k"],
         min_value=5,
@@ -133,6 +284,7 @@ def protected_tables(
     counts = {
         "cells": sum(t.published_cells + t.suppressed_cells for t in publication.tables),
         "suppressed": sum(t.suppressed_cells for t in publication.tables),
+        "primary": sum(below_k_cells(t) for t in publication.tables),
         "periods": str(publication.covered[0]),
         "end": str(publication.covered[1]),
     }
@@ -144,13 +296,34 @@ if isinstance(result, str):
     st.warning(result, icon=":material/info:")
     st.stop()
 frames, counts = result
+primary = counts.pop("primary")
 st.success(text["summary"].format(tables=len(frames), k=int(k), **counts), icon=":material/shield:")
-st.caption(text["suppressed_note"])
+st.caption(
+    text["suppressed_note"].format(
+        primary=f"{primary:,}", secondary=f"{counts['suppressed'] - primary:,}", k=int(k)
+    )
+)
 names: dict = text["tables"]
 tabs = st.tabs([names.get(name, name) for name in frames])
 for tab, (name, frame) in zip(tabs, frames.items(), strict=True):
     with tab:
-        st.dataframe(frame, hide_index=True, width="stretch", key=f"research_{name}")
+        shown = frame.copy()
+        for column in ("category_code", "detection_method"):
+            if column in shown.columns:
+                shown[column] = [group_label(ctx, v) for v in shown[column]]
+        shown["suppressed"] = [
+            ", ".join(word(MEASURES, m) for m in v.split("|")) if v else ""
+            for v in shown["suppressed"]
+        ]
+        config = {
+            column: st.column_config.NumberColumn(word(MEASURES, column), format="percent")
+            if column.endswith(("_rate", "_share")) or column == "precision"
+            else st.column_config.Column(word(MEASURES, column))
+            for column in shown.columns
+        }
+        st.dataframe(
+            shown, hide_index=True, width="stretch", column_config=config, key=f"research_{name}"
+        )
 
 if st.button(text["prepare"], icon=":material/inventory_2:", key="research_prepare"):
     zipped = research_export_zip(

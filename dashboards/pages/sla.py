@@ -3,8 +3,8 @@ resolution, referral to the authorities; by day, week or month, and by category.
 
 A clock counts once it is decided (stopped, or past its deadline unstopped), in the period
 of its fact's local day: takedown day for takedowns and evidence, day received for
-reports, day opened for cases. Reads fct_content_takedowns, fct_reports, fct_cases and
-dim_policy_sla_targets.
+reports, day opened for cases. Reads fct_sla_clocks (one row per clock, the same rules as
+the rpt_* marts) and dim_policy_sla_targets.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from dashboards.components import (
     kpi,
     open_page,
     period_filter,
-    previous_caption,
     rate_delta,
     rate_or_dash,
     show_table,
@@ -87,7 +86,7 @@ TEXT = {
 ctx = open_page(
     "sla",
     TEXT,
-    ("fct_content_takedowns", "fct_reports", "fct_cases", "dim_policy_sla_targets"),
+    ("fct_sla_clocks", "dim_policy_sla_targets"),
 )
 text = ctx.text
 clock_names: dict = text["clocks"]
@@ -100,10 +99,13 @@ grain = st.segmented_control(
     key="sla_grain",
 )
 grain = grain or "week"
-previous_caption(period)
 
 now = mq.sla_compliance_by_category(ctx.snapshot, period, ctx.tz)
-before = mq.sla_compliance_by_category(ctx.snapshot, period.previous(), ctx.tz)
+before = (
+    mq.sla_compliance_by_category(ctx.snapshot, period.comparison, ctx.tz)
+    if period.comparison is not None
+    else now.iloc[0:0]
+)
 
 
 def _totals(frame: pd.DataFrame) -> dict[str, tuple[int, float | None]]:

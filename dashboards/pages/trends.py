@@ -7,6 +7,9 @@ Reads rpt_category_trends_weekly and rpt_detection_quality_weekly.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+import pandas as pd
 import streamlit as st
 
 from dashboards import mart_queries as mq
@@ -22,11 +25,19 @@ TEXT = {
         "spike": "Spike",
         "spikes_found": "{count} spike(s) in the period: a week's takedowns above the mean "
         "plus 3 standard deviations of the 8 weeks before.",
-        "no_spikes": "No spike in the period.",
+        "no_spikes": "No spike in the {weeks} week(s) of the period the test could judge.",
+        "spike_untestable": "The spike test needs 4 earlier weeks of data; the data's first "
+        "week starts {first}, so no week of this period can be judged before {testable}. "
+        "Choose a later or longer period.",
+        "spike_partly": "{untested} week(s) at the start of the period have fewer than 4 "
+        "earlier weeks of data and are not judged.",
+        "partial_week": "The week of {week} is partial (data to {last}); its count is not yet "
+        "a full week's.",
         "y": "Takedowns",
         "table_heading": "Per category, whole period",
         "col_category": "Category",
         "col_hits": "Confirmed hits",
+        "col_all_hits": "Hits",
         "col_reports": "Reports received",
         "col_takedowns": "Takedowns",
         "col_proactive": "Proactive share",
@@ -55,11 +66,16 @@ TEXT = {
         "trend_heading": "每周下架数",
         "spike": "激增",
         "spikes_found": "时段内有 {count} 个激增周：该周下架数高于前 8 周均值加 3 个标准差。",
-        "no_spikes": "时段内无激增。",
+        "no_spikes": "时段内可判定的 {weeks} 周中无激增。",
+        "spike_untestable": "激增检验需要之前 4 周的数据；数据的第一周始于 {first}，"
+        "因此 {testable} 之前的周无法判定。请选择更晚或更长的时段。",
+        "spike_partly": "时段开头有 {untested} 周之前不足 4 周数据，未作判定。",
+        "partial_week": "{week} 所在周不完整（数据截至 {last}），其数量尚非整周。",
         "y": "下架数",
         "table_heading": "按类别（整个时段）",
         "col_category": "类别",
         "col_hits": "确认命中",
+        "col_all_hits": "命中",
         "col_reports": "收到举报",
         "col_takedowns": "下架数",
         "col_proactive": "主动发现占比",
@@ -85,7 +101,7 @@ TEXT = {
 
 ctx = open_page("trends", TEXT, ("rpt_category_trends_weekly", "rpt_detection_quality_weekly"))
 text = ctx.text
-period = period_filter(ctx, default_days=16 * 7)
+period = period_filter(ctx)
 labels = {code: ctx.category(code) for code in ctx.labels}
 
 trends = mq.category_trends(ctx.snapshot, period)
@@ -93,11 +109,27 @@ st.subheader(text["trend_heading"])
 if trends.empty:
     st.info(text["no_data"], icon=":material/info:")
 else:
+    # The mart's spike rule judges a week only with 4 earlier weeks of data; say which
+    # weeks it could not judge rather than report "no spike" for them.
+    first_week, last_week = mq.trend_weeks(ctx.snapshot)
+    testable_from = first_week + timedelta(weeks=4)
+    weeks = sorted(set(trends["week_start"].map(lambda w: pd.Timestamp(w).date())))
+    judged = [w for w in weeks if w >= testable_from]
     spikes = int(trends["is_spike"].fillna(False).astype(bool).sum())
     if spikes:
         st.warning(text["spikes_found"].format(count=spikes), icon=":material/trending_up:")
+    elif not judged:
+        st.info(
+            text["spike_untestable"].format(first=first_week, testable=testable_from),
+            icon=":material/info:",
+        )
     else:
-        st.caption(text["no_spikes"])
+        st.caption(text["no_spikes"].format(weeks=len(judged)))
+    if judged and len(judged) < len(weeks):
+        st.caption(text["spike_partly"].format(untested=len(weeks) - len(judged)))
+    as_of_day = mq.data_days(ctx.snapshot)[1]
+    if weeks and weeks[-1] == last_week and as_of_day < last_week + timedelta(days=6):
+        st.caption(text["partial_week"].format(week=last_week, last=as_of_day))
     st.plotly_chart(
         metric_charts.trend_with_spikes(
             trends, labels=labels, spike_label=text["spike"], y_title=text["y"]
@@ -156,7 +188,7 @@ else:
         totals,
         {
             "method": text["col_method"],
-            "hits": text["col_hits"],
+            "hits": text["col_all_hits"],
             "reviewed": text["col_reviewed"],
             "confirmed": text["col_confirmed"],
             "false_positives": text["col_false"],

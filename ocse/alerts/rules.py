@@ -47,7 +47,7 @@ class AlertCandidate:
         return SEVERITIES.index(self.severity)
 
 
-def _clock_severity(clock: str, status: str, is_csam: bool) -> str:
+def clock_severity(clock: str, status: str, is_csam: bool) -> str:
     if clock == "takedown" and is_csam:
         return "critical" if status == "breach" else "high"
     if clock == "referral" or status == "breach":
@@ -101,7 +101,7 @@ def clock_alerts(conn: duckdb.DuckDBPyConnection, config: AlertingConfig) -> lis
                 episode_key=episode,
                 alert_type=clock,
                 status=status,
-                severity=_clock_severity(clock, status, is_csam),
+                severity=clock_severity(clock, status, is_csam),
                 subject_id=subject,
                 category_code=category,
                 title=title,
