@@ -95,6 +95,76 @@ def compliance_figure(
     return _layout(fig, y_title=y_title)
 
 
+def counts_and_rate(
+    data: pd.DataFrame,
+    *,
+    x: str,
+    count: str,
+    rate: str,
+    count_label: str,
+    rate_label: str,
+    target: float | None = None,
+    target_label: str = "",
+    partial_from: object | None = None,
+    partial_label: str = "",
+) -> go.Figure:
+    """Counts as bars (left axis) and a rate as a line on 0–100% (right axis). Buckets at or
+    after `partial_from` are drawn paler: they are not complete yet."""
+    fig = go.Figure()
+    partial = [partial_from is not None and value >= partial_from for value in data[x]]
+    fig.add_trace(
+        go.Bar(
+            x=data[x],
+            y=data[count],
+            name=count_label,
+            marker_color=[GREY if p else "#B7C9D9" for p in partial],
+            hovertemplate="%{y:,}",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=data[x],
+            y=data[rate],
+            name=rate_label,
+            yaxis="y2",
+            mode="lines+markers",
+            line={"width": 2.5, "color": BLUE},
+            marker={"size": 5},
+            hovertemplate="%{y:.1%}",
+        )
+    )
+    if target is not None:
+        fig.add_hline(
+            y=target,
+            yref="y2",
+            line_dash="dash",
+            line_color=RED,
+            annotation_text=target_label,
+            annotation_position="bottom right",
+        )
+    if partial_from is not None and any(partial):
+        fig.add_annotation(
+            x=data[x][partial.index(True)],
+            y=1.0,
+            yref="paper",
+            text=partial_label,
+            showarrow=False,
+            font={"size": 11, "color": GREY},
+        )
+    fig.update_layout(
+        yaxis={"title": count_label, "rangemode": "tozero"},
+        yaxis2={
+            "title": rate_label,
+            "overlaying": "y",
+            "side": "right",
+            "tickformat": ".0%",
+            "range": [0, 1.02],
+            "showgrid": False,
+        },
+    )
+    return _layout(fig, y_title=count_label)
+
+
 def stacked_bars(
     data: pd.DataFrame,
     *,

@@ -90,6 +90,13 @@ class SnapshotInfo:
     run_id: str | None
     reporting_tz: str
 
+    @property
+    def as_of_day(self) -> date | None:
+        """The local day of T in the reporting time zone (that day is partial)."""
+        if self.as_of is None:
+            return None
+        return self.as_of.astimezone(ZoneInfo(self.reporting_tz)).date()
+
 
 @dataclass(frozen=True)
 class IngestSelection:

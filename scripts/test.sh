@@ -3,9 +3,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
-  echo "Installing Chromium for the browser tests (Debian packages)..."
-  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \
+# Chromium, and a font with Chinese glyphs (the browser tests read and screenshot both
+# languages; without it every Chinese character renders as a box).
+if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null \
+  && { ! command -v chromium >/dev/null 2>&1 || ! fc-list 2>/dev/null | grep -qi "wqy\|noto.*cjk"; }; then
+  echo "Installing Chromium and a CJK font for the browser tests (Debian packages)..."
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver fonts-wqy-microhei >/dev/null) \
     || echo "warning: could not install chromium; browser tests will be skipped"
 fi
 

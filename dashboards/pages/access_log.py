@@ -5,10 +5,14 @@ download and export, with who, which role, what and when. Read from the access s
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
 import pandas as pd
 import streamlit as st
 
 from dashboards import auth
+from dashboards.auth import role_label
 from dashboards.components import open_page, show_table
 from ocse.access.store import EVENTS
 
@@ -31,7 +35,7 @@ TEXT = {
             "export": "Export",
         },
         "accounts": "Accounts",
-        "col_at": "When (UTC)",
+        "col_at": "When",
         "col_user": "User",
         "col_role": "Role",
         "col_event": "Event",
@@ -58,7 +62,7 @@ TEXT = {
             "export": "导出",
         },
         "accounts": "账号",
-        "col_at": "时间（UTC）",
+        "col_at": "时间",
         "col_user": "用户",
         "col_role": "角色",
         "col_event": "事件",
@@ -69,6 +73,14 @@ TEXT = {
         "empty": "没有匹配的条目。",
     },
 }
+
+def local_time(stamp: str) -> str:
+    """An ISO UTC time of the access store as wall-clock seconds in the reporting zone."""
+    moment = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(ZoneInfo(ctx.tz)).strftime("%Y-%m-%d %H:%M:%S")
+
 
 ctx = open_page("access_log", TEXT, ())
 text = ctx.text
@@ -96,9 +108,10 @@ if not entries:
 else:
     frame = pd.DataFrame(
         {
-            "at": [e.at.replace("T", " ")[:23] for e in entries],
+            # stored in UTC; shown in the reporting time zone like every other time
+            "at": [local_time(e.at) for e in entries],
             "username": [e.username for e in entries],
-            "role": [e.role for e in entries],
+            "role": [role_label(e.role) for e in entries],
             "event": [events.get(e.event, e.event) for e in entries],
             "target": [e.target for e in entries],
             "detail": [
@@ -126,9 +139,9 @@ with st.expander(text["accounts"]):
         pd.DataFrame(
             {
                 "username": [a.username for a in accounts],
-                "role": [a.role.value for a in accounts],
+                "role": [role_label(a.role.value) for a in accounts],
                 "via": ["password" if a.has_password else "oidc" for a in accounts],
-                "created_at": [a.created_at[:19].replace("T", " ") for a in accounts],
+                "created_at": [local_time(a.created_at) for a in accounts],
             }
         ),
         {

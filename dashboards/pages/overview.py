@@ -81,6 +81,7 @@ TEXT = {
         "takedowns_series": "Takedowns",
         "compliance_series": "Within SLA",
         "target": "Target 100%",
+        "partial": "partial day",
         "by_category_heading": "Takedowns by category",
         "by_category_x": "Takedowns",
     },
@@ -127,6 +128,7 @@ TEXT = {
         "takedowns_series": "下架数",
         "compliance_series": "时限内",
         "target": "目标 100%",
+        "partial": "不完整日",
         "by_category_heading": "各类别下架数",
         "by_category_x": "时段内下架数",
     },
@@ -289,15 +291,18 @@ with left:
     st.subheader(text["daily_heading"])
     daily = mq.takedowns_daily(ctx.snapshot, period)
     st.plotly_chart(
-        metric_charts.compliance_figure(
+        metric_charts.counts_and_rate(
             daily,
             x="report_date",
-            series=None,
+            count="takedowns",
             rate="compliance_rate",
-            labels={},
+            count_label=text["takedowns_series"],
+            rate_label=text["compliance_series"],
             target=1.0,
             target_label=text["target"],
-            y_title=text["compliance_series"],
+            # the day of T is not over: its bar is drawn paler
+            partial_from=period.last_day if period.last_day == ctx.info.as_of_day else None,
+            partial_label=text["partial"],
         ),
         config=CHART_CONFIG,
         key="overview_daily",
