@@ -74,6 +74,7 @@ TEXT = {
     },
 }
 
+
 def local_time(stamp: str) -> str:
     """An ISO UTC time of the access store as wall-clock seconds in the reporting zone."""
     moment = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
