@@ -359,3 +359,251 @@ def with_category_labels(ctx: PageContext, frame: pd.DataFrame) -> pd.DataFrame:
         ctx.category(code) if isinstance(code, str) else "" for code in frame["category_code"]
     ]
     return frame
+
+
+# --- the rows behind the KPIs ----------------------------------------------------------------
+
+ROWS_TEXT = {
+    "en": {
+        "heading": "The rows behind these figures",
+        "caption": "The published rows the figures above add up, for the period and categories "
+        "chosen.",
+        "caption_individuals": "Your role also sees the records themselves, newest first.",
+        "groups": {"takedowns": "Takedowns", "reports": "Reports", "cases": "Cases"},
+        "view": "Show",
+        "views": {"published": "Published rows (per day or month)", "records": "Records"},
+        "page": "Page",
+        "showing": "{first}–{last} of {total}",
+        "none": "No row in this period.",
+    },
+    "zh": {
+        "heading": "这些数字背后的数据行",
+        "caption": "上方数字所汇总的已发布数据行（所选时段和类别）。",
+        "caption_individuals": "您的角色还可查看记录本身，最新在前。",
+        "groups": {"takedowns": "下架", "reports": "举报", "cases": "案件"},
+        "view": "显示",
+        "views": {"published": "已发布数据行（按日或月）", "records": "记录"},
+        "page": "页码",
+        "showing": "第 {first}–{last} 条，共 {total} 条",
+        "none": "该时段内没有数据行。",
+    },
+}
+ROWS_PAGE_SIZE = 100
+
+
+def rows_behind(ctx: PageContext, period: mart_queries.Period, groups: tuple[str, ...]) -> None:
+    """An expander under a page's KPIs: the rpt_* rows they sum, and for operations and
+    admin the fct_* records, paged (never a silent cap)."""
+    text = words(ROWS_TEXT)
+    with st.expander(text["heading"], icon=":material/table_rows:"):
+        st.caption(
+            text["caption"]
+            + (" " + text["caption_individuals"] if ctx.viewer.sees_individuals else "")
+        )
+        names: dict = text["groups"]
+        left, middle, right = st.columns([2, 2, 1])
+        with left:
+            group = (
+                st.segmented_control(
+                    text["view"],
+                    options=list(groups),
+                    default=groups[0],
+                    format_func=names.__getitem__,
+                    key="rows_group",
+                )
+                or groups[0]
+            )
+        views = ["published", "records"] if ctx.viewer.sees_individuals else ["published"]
+        with middle:
+            view = (
+                st.segmented_control(
+                    " ",
+                    options=views,
+                    default="published",
+                    format_func=text["views"].__getitem__,
+                    key="rows_view",
+                )
+                or "published"
+            )
+        if view == "published":
+            rows = mart_queries.published_rows(ctx.snapshot, group, period)
+        else:
+            total = mart_queries.individual_rows(
+                ctx.snapshot, group, period, ctx.tz, limit=1, offset=0
+            )[0]
+            pages = max(1, -(-total // ROWS_PAGE_SIZE))
+            with right:
+                page = int(
+                    st.number_input(
+                        text["page"], min_value=1, max_value=pages, value=1, key="rows_page"
+                    )
+                )
+            page = min(page, pages)
+            _, rows = mart_queries.individual_rows(
+                ctx.snapshot,
+                group,
+                period,
+                ctx.tz,
+                limit=ROWS_PAGE_SIZE,
+                offset=(page - 1) * ROWS_PAGE_SIZE,
+            )
+            first = (page - 1) * ROWS_PAGE_SIZE + 1
+            st.caption(
+                text["showing"].format(
+                    first=f"{first:,}", last=f"{first + len(rows) - 1:,}", total=f"{total:,}"
+                )
+            )
+        if rows.empty:
+            st.caption(text["none"])
+            return
+        show_table(labelled_rows(ctx, rows), column_headers(rows.columns, ctx.tz), height=320)
+
+
+def labelled_rows(ctx: PageContext, rows: pd.DataFrame) -> pd.DataFrame:
+    """Codes replaced by their labels (categories from the data, the rest from labels)."""
+    from dashboards import labels
+
+    rows = rows.copy()
+    vocabularies = {
+        "channel": labels.REPORT_CHANNELS,
+        "trigger": labels.TRIGGERS,
+        "victim_support": labels.VICTIM_SUPPORT,
+        "outcome": labels.CASE_OUTCOMES,
+    }
+    if "category_code" in rows.columns:
+        rows["category_code"] = [ctx.category(c) for c in rows["category_code"]]
+    for column, vocabulary in vocabularies.items():
+        if column in rows.columns:
+            rows[column] = labels.labels(vocabulary, rows[column])
+    for column in rows.columns:
+        if column.startswith("is_"):
+            rows[column] = rows[column].astype("boolean")
+    return rows
+
+
+COLUMN_HEADERS = {
+    "en": {
+        "report_date": "Day",
+        "month_start": "Month",
+        "category_code": "Category",
+        "channel": "Channel",
+        "trigger": "Found by",
+        "content_id": "Content",
+        "report_id": "Report",
+        "case_id": "Case",
+        "posted_at": "Posted",
+        "taken_down_at": "Taken down",
+        "exposure_minutes": "Exposure (min)",
+        "sla_target_minutes": "Target (min)",
+        "is_within_sla": "Within SLA",
+        "is_evidence_on_time": "Evidence on time",
+        "received_at": "Received",
+        "acknowledged_at": "Acknowledged",
+        "resolved_at": "Resolved",
+        "feedback_sent_at": "Feedback sent",
+        "is_ack_within_target": "Acknowledged on time",
+        "is_resolution_within_target": "Resolved on time",
+        "opened_at": "Opened",
+        "confirmed_at": "Confirmed",
+        "referred_at": "Referred",
+        "is_referral_within_target": "Referred on time",
+        "victims_count": "Victims",
+        "victim_support": "Support",
+        "outcome": "Outcome",
+        "takedowns": "Takedowns",
+        "prevented": "Prevented",
+        "within_sla": "Within SLA",
+        "breached": "Breached",
+        "compliance_rate": "Compliance",
+        "median_exposure_minutes": "Median exposure (min)",
+        "p90_exposure_minutes": "p90 exposure (min)",
+        "evidence_on_time_rate": "Evidence on time",
+        "received": "Received",
+        "ack_decided": "Ack. decided",
+        "ack_on_time": "Ack. on time",
+        "resolution_decided": "Resolution decided",
+        "resolution_on_time": "Resolved on time",
+        "resolved": "Resolved",
+        "feedback_sent": "Feedback sent",
+        "cases_opened": "Opened",
+        "confirmed": "Confirmed",
+        "referred": "Referred",
+        "referral_decided": "Referral decided",
+        "referral_on_time": "Referred on time",
+        "prosecuted": "Prosecuted",
+        "convicted": "Convicted",
+        "victims": "Victims",
+        "support_offered": "Support offered",
+    },
+    "zh": {
+        "report_date": "日期",
+        "month_start": "月份",
+        "category_code": "类别",
+        "channel": "渠道",
+        "trigger": "发现方式",
+        "content_id": "内容",
+        "report_id": "举报",
+        "case_id": "案件",
+        "posted_at": "发布",
+        "taken_down_at": "下架",
+        "exposure_minutes": "暴露时长（分钟）",
+        "sla_target_minutes": "时限（分钟）",
+        "is_within_sla": "时限内",
+        "is_evidence_on_time": "证据按时",
+        "received_at": "收到",
+        "acknowledged_at": "受理",
+        "resolved_at": "处理完结",
+        "feedback_sent_at": "已反馈",
+        "is_ack_within_target": "按时受理",
+        "is_resolution_within_target": "按时处理",
+        "opened_at": "立案",
+        "confirmed_at": "确认",
+        "referred_at": "移送",
+        "is_referral_within_target": "按时移送",
+        "victims_count": "被害人",
+        "victim_support": "救助",
+        "outcome": "结果",
+        "takedowns": "下架数",
+        "prevented": "拦截",
+        "within_sla": "时限内",
+        "breached": "超时",
+        "compliance_rate": "达标率",
+        "median_exposure_minutes": "暴露时长中位数（分钟）",
+        "p90_exposure_minutes": "暴露时长 P90（分钟）",
+        "evidence_on_time_rate": "证据按时率",
+        "received": "收到",
+        "ack_decided": "已判定受理",
+        "ack_on_time": "按时受理",
+        "resolution_decided": "已判定处理",
+        "resolution_on_time": "按时处理",
+        "resolved": "已处理",
+        "feedback_sent": "已反馈",
+        "cases_opened": "立案",
+        "confirmed": "确认",
+        "referred": "移送",
+        "referral_decided": "已判定移送",
+        "referral_on_time": "按时移送",
+        "prosecuted": "起诉",
+        "convicted": "定罪",
+        "victims": "被害人",
+        "support_offered": "已提供救助",
+    },
+}
+
+
+def column_headers(columns, tz: str) -> dict[str, object]:
+    headers = words(COLUMN_HEADERS)
+    out: dict[str, object] = {}
+    for column in columns:
+        header = headers.get(column, column)
+        if column.endswith("_at"):
+            out[column] = datetime_column(header, tz)
+        elif column.endswith(("_rate", "_share")):
+            out[column] = st.column_config.NumberColumn(header, format="percent")
+        elif column.endswith("_minutes"):
+            out[column] = st.column_config.NumberColumn(header, format="%.0f")
+        elif column == "month_start":
+            out[column] = st.column_config.DateColumn(header, format="YYYY-MM")
+        else:
+            out[column] = header
+    return out

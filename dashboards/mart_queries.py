@@ -744,3 +744,78 @@ def tier_rules(snapshot: SnapshotIdentity) -> pd.DataFrame:
         snapshot,
         "select * from marts.dim_policy_tier_rules where valid_to is null order by 1, 2",
     )
+
+
+# --- the rows behind a KPI ------------------------------------------------------------------
+# Each KPI group has two views of its rows: the published rpt_* rows (every role that sees
+# the KPI) and, for roles that see individuals, the fct_* rows themselves, a page at a time.
+
+ROWS_BEHIND = {
+    # group -> (rpt table and its columns, fct table, its columns, its local-day expression)
+    "takedowns": (
+        "marts.rpt_takedown_sla_daily",
+        "report_date, category_code, takedowns, prevented, within_sla, breached, "
+        "compliance_rate, median_exposure_minutes, p90_exposure_minutes, evidence_on_time_rate",
+        "marts.fct_content_takedowns",
+        "content_id, category_code, trigger, posted_at, taken_down_at, exposure_minutes, "
+        "sla_target_minutes, is_within_sla, is_evidence_on_time",
+        "report_date",
+    ),
+    "reports": (
+        "marts.rpt_report_handling_daily",
+        "report_date, channel, category_code, received, ack_decided, ack_on_time, "
+        "resolution_decided, resolution_on_time, resolved, feedback_sent",
+        "marts.fct_reports",
+        "report_id, category_code, channel, received_at, acknowledged_at, resolved_at, "
+        "is_ack_within_target, is_resolution_within_target, feedback_sent_at",
+        "report_date",
+    ),
+    "cases": (
+        "marts.rpt_case_outcomes_monthly",
+        "month_start, category_code, cases_opened, confirmed, referred, referral_decided, "
+        "referral_on_time, prosecuted, convicted, victims, support_offered",
+        "marts.fct_cases",
+        "case_id, category_code, opened_at, confirmed_at, referred_at, "
+        "is_referral_within_target, victims_count, victim_support, outcome",
+        "cast(timezone(?, opened_at) as date)",
+    ),
+}
+
+
+_NEWEST_FIRST = {"takedowns": "taken_down_at", "reports": "received_at", "cases": "opened_at"}
+
+
+def published_rows(snapshot: SnapshotIdentity, group: str, period: Period) -> pd.DataFrame:
+    """The rpt_* rows a KPI group sums over the period (monthly marts: months overlapping)."""
+    table, columns, *_ = ROWS_BEHIND[group]
+    day = "month_start" if group == "cases" else "report_date"
+    low = "cast(date_trunc('month', cast(? as date)) as date)" if group == "cases" else "?"
+    return _query(
+        snapshot,
+        f"""
+        select {columns} from {table}
+        where {day} between {low} and ? and list_contains(?, category_code)
+        order by {day}, category_code
+        """,
+        period.params(),
+    )
+
+
+def individual_rows(
+    snapshot: SnapshotIdentity, group: str, period: Period, tz: str, *, limit: int, offset: int
+) -> tuple[int, pd.DataFrame]:
+    """(how many, one page of) the fct_* rows behind a KPI group. Operations and admin."""
+    _require_individuals()
+    _, _, table, columns, day = ROWS_BEHIND[group]
+    zone = [tz] if "?" in day else []
+    where = f"{day} between ? and ? and list_contains(?, category_code)"
+    total = _query(
+        snapshot, f"select count(*) as n from {table} where {where}", [*zone, *period.params()]
+    )
+    rows = _query(
+        snapshot,
+        f"select {columns} from {table} where {where} "
+        f"order by {_NEWEST_FIRST[group]} desc, 1 limit ? offset ?",
+        [*zone, *period.params(), limit, offset],
+    )
+    return int(total.iloc[0]["n"]), rows

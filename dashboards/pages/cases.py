@@ -23,6 +23,7 @@ from dashboards.components import (
     rate_delta,
     rate_or_dash,
     relative_delta,
+    rows_behind,
     show_table,
 )
 from dashboards.labels import AGE_BANDS, VICTIM_SUPPORT, label, labels, order
@@ -162,6 +163,8 @@ with columns[4]:
         delta=rate_delta(now["support_offered_rate"], before["support_offered_rate"]),
         help=text["support_help"],
     )
+
+rows_behind(ctx, period, ("cases",))
 
 if not funnel_now["opened"]:
     st.info(text["no_data"], icon=":material/info:")

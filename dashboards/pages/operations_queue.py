@@ -299,21 +299,20 @@ else:
         format_duration(e - t) if e > t else "–"
         for e, t in zip(shown["elapsed_minutes"], shown["target_minutes"], strict=True)
     ]
-    shown["elapsed_label"] = [format_duration(v) for v in shown["elapsed_minutes"]]
-    shown["target_label"] = [format_duration(float(v)) for v in shown["target_minutes"]]
     picked = show_table(
         shown,
         {
-            "status_label": text["col_status"],
-            "severity_label": text["col_severity"],
+            # Eight columns fit a laptop screen; the start, elapsed time and target are in
+            # the subject's detail line.
+            "status_label": st.column_config.TextColumn(text["col_status"], width="small"),
+            "severity_label": st.column_config.TextColumn(text["col_severity"], width="small"),
             "clock_label": text["col_clock"],
             "subject_id": text["col_subject"],
             "category": st.column_config.TextColumn(text["col_category"], width="medium"),
-            "used_label": st.column_config.TextColumn(text["col_used"], help=text["col_used_help"]),
+            "used_label": st.column_config.TextColumn(
+                text["col_used"], help=text["col_used_help"], width="small"
+            ),
             "over_label": text["col_over"],
-            "elapsed_label": text["col_elapsed"],
-            "target_label": text["col_target"],
-            "clock_started_at": datetime_column(text["col_started"], ctx.tz),
             "deadline_at": datetime_column(text["col_deadline"], ctx.tz),
         },
         height=420,

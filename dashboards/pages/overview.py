@@ -27,6 +27,7 @@ from dashboards.components import (
     rate_delta,
     rate_or_dash,
     relative_delta,
+    rows_behind,
 )
 
 TEXT = {
@@ -144,6 +145,9 @@ ctx = open_page(
         "fct_cases",
         "dim_user_tiers",
         "rpt_tier_counts_daily",
+        # the rows behind the KPIs (on demand)
+        "rpt_case_outcomes_monthly",
+        "fct_reports",
     ),
 )
 text = ctx.text
@@ -285,6 +289,8 @@ for column, (key, value, field, change, neutral) in zip(columns, case_cards, str
             help=text[f"{key}_help"],
             neutral=neutral,
         )
+
+rows_behind(ctx, period, ("takedowns", "reports", "cases"))
 
 left, right = st.columns([3, 2])
 with left:

@@ -22,6 +22,7 @@ from dashboards.components import (
     period_filter,
     rate_delta,
     rate_or_dash,
+    rows_behind,
     show_table,
     with_category_labels,
 )
@@ -86,7 +87,17 @@ TEXT = {
 ctx = open_page(
     "sla",
     TEXT,
-    ("fct_sla_clocks", "dim_policy_sla_targets"),
+    (
+        "fct_sla_clocks",
+        "dim_policy_sla_targets",
+        # the rows behind the KPIs (on demand)
+        "rpt_takedown_sla_daily",
+        "rpt_report_handling_daily",
+        "rpt_case_outcomes_monthly",
+        "fct_content_takedowns",
+        "fct_reports",
+        "fct_cases",
+    ),
 )
 text = ctx.text
 clock_names: dict = text["clocks"]
@@ -126,6 +137,8 @@ for column, clock in zip(st.columns(len(mq.CLOCKS)), mq.CLOCKS, strict=True):
             delta=rate_delta(rate, totals_before.get(clock, (0, None))[1]),
             help=text["decided"].format(count=count_or_dash(decided)),
         )
+
+rows_behind(ctx, period, ("takedowns", "reports", "cases"))
 
 st.subheader(text["over_time"])
 series = mq.sla_compliance_series(ctx.snapshot, period, grain, ctx.tz)
