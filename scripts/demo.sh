@@ -103,7 +103,7 @@ while read -r role password; do
   OCSE_NEW_PASSWORD="$password" $RUN ocse users add "$role" --role "$role" --replace >/dev/null
 done <"$ACCOUNTS"
 
-echo "==> Running the pipeline once"
+echo "==> Running the pipeline once (from empty: a few minutes on 2 cores)"
 $RUN ocse run
 
 start $RUN dagster dev -m dagster_project.definitions -h 127.0.0.1 -p "$DAGSTER_PORT" \
