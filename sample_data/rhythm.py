@@ -83,29 +83,45 @@ class Spike:
     multiplier: float
 
 
-def plan_spikes(rng: np.random.Generator, start: int, end: int) -> tuple[Spike, ...]:
-    """A few weeks where one category genuinely surges.
+# The weekly-trend mart flags a week whose takedowns exceed the mean plus three standard
+# deviations of the 8 weeks before it, given at least 4 of them.
+BASELINE_WEEKS = 8
+MIN_BASELINE_WEEKS = 4
 
-    Spikes go to weeks with at least four earlier weeks in the period where possible: the
-    weekly-trend mart only flags a spike against four or more previous weeks.
+
+def plan_spikes(rng: np.random.Generator, start: int, end: int) -> tuple[Spike, ...]:
+    """A few weeks where one category genuinely surges, placed so the weekly trend can flag
+    every one of them.
+
+    A spike takes a whole week inside the period (a one-day remnant of a week would carry it
+    and no weekly total would show it), with a full baseline of 8 whole weeks before it
+    where the period allows (at least 4 otherwise: a partial first week in the baseline
+    inflates its spread). About one spike per 8 weeks, one in each equal stretch of the
+    eligible weeks, so the last stretch always has one. A category never spikes twice
+    within 8 weeks: an earlier surge inside the baseline would raise its spread so much
+    that the later one would not stand out.
     """
     first, last = int(week_number(np.array([start]))[0]), int(week_number(np.array([end]))[0])
     weeks = np.arange(first, last + 1)
-    # Monday 00:00 local of each week; a spike needs the whole week inside the period, or a
-    # one-day remnant of a week would carry it and no weekly total would show it.
+    # Monday 00:00 local of each week.
     monday = weeks * 7 - 3
     whole = weeks[(monday * DAY - TZ_OFFSET >= start) & ((monday + 7) * DAY - TZ_OFFSET <= end)]
-    eligible = whole[whole >= first + 4]
+    eligible = whole[BASELINE_WEEKS:]
+    if eligible.size == 0:
+        eligible = whole[MIN_BASELINE_WEEKS:]
     if eligible.size == 0:
         eligible = whole if whole.size else weeks
-    count = max(1, weeks.size // 8)
-    chosen = np.sort(rng.choice(eligible, size=min(count, eligible.size), replace=False))
-    categories = rng.choice(len(CATEGORY_CODES), size=chosen.size, p=SPIKE_WEIGHT)
-    multipliers = rng.uniform(3.5, 6.0, size=chosen.size)
-    return tuple(
-        Spike(int(w), int(c), float(m))
-        for w, c, m in zip(chosen, categories, multipliers, strict=True)
-    )
+    count = min(max(1, weeks.size // 8), eligible.size)
+    chosen = [int(rng.choice(stretch)) for stretch in np.array_split(eligible, count)]
+    spikes: list[Spike] = []
+    for week in chosen:
+        weight = SPIKE_WEIGHT.copy()
+        for earlier in spikes:
+            if week - earlier.week <= BASELINE_WEEKS:
+                weight[earlier.category] = 0.0
+        category = int(rng.choice(len(CATEGORY_CODES), p=weight / weight.sum()))
+        spikes.append(Spike(week, category, float(rng.uniform(3.5, 6.0))))
+    return tuple(spikes)
 
 
 def category_weights(t: np.ndarray, spikes: tuple[Spike, ...]) -> np.ndarray:

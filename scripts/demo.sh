@@ -27,14 +27,27 @@ export DAGSTER_HOME="${DAGSTER_HOME:-$ROOT/.dagster_home}"
 DAGSTER_PORT="${DAGSTER_PORT:-3000}"
 DASHBOARD_PORT="${DASHBOARD_PORT:-8501}"
 FOLLOW_INTERVAL="${OCSE_FOLLOW_INTERVAL:-300}"
-DEMO_DAYS="${OCSE_DEMO_DAYS:-30}"
-DEMO_HITS="${OCSE_DEMO_HITS:-20000}"
+# Six months ending now: every period-over-period comparison (a quarter against the one
+# before) is covered and the weekly spike test has its 8-week baseline. About 670 hits a
+# day, as many as the demo always had.
+DEMO_DAYS="${OCSE_DEMO_DAYS:-183}"
+DEMO_HITS="${OCSE_DEMO_HITS:-122000}"
 RECEIVER_HTTP_PORT="${OCSE_DEMO_HTTP_PORT:-8765}"   # alerting.yaml routes here
 RECEIVER_SMTP_PORT="${OCSE_DEMO_SMTP_PORT:-8025}"
 
 mkdir -p "$DAGSTER_HOME" "$(dirname "$OCSE_WAREHOUSE")"
 # The instance configuration is the repository's (run lanes, queue): refreshed every start.
 cp "$ROOT/dagster_project/dagster.yaml" "$DAGSTER_HOME/dagster.yaml"
+# alerting.yaml routes to the receiver on its default ports and links to the dashboards on
+# 8501. On other ports (and no routing of one's own) the demo uses a copy that says so.
+if [ -z "${OCSE_ALERTING_CONFIG:-}" ] &&
+  [ "$RECEIVER_HTTP_PORT:$RECEIVER_SMTP_PORT:$DASHBOARD_PORT" != "8765:8025:8501" ]; then
+  export OCSE_ALERTING_CONFIG="$DAGSTER_HOME/alerting.yaml"
+  sed -e "s#127\.0\.0\.1:8765/#127.0.0.1:$RECEIVER_HTTP_PORT/#" \
+    -e "s#^\(    port:\) 8025\$#\1 $RECEIVER_SMTP_PORT#" \
+    -e "s#^dashboard_url: http://127\.0\.0\.1:8501\$#dashboard_url: http://127.0.0.1:$DASHBOARD_PORT#" \
+    "$ROOT/alerting.yaml" >"$OCSE_ALERTING_CONFIG"
+fi
 
 echo "==> Pseudonymisation key (kept outside git)"
 $RUN ocse keygen --out "$OCSE_PSEUDONYM_KEY_FILE"
@@ -72,7 +85,7 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-echo "==> Local alert receiver (webhook :$RECEIVER_HTTP_PORT, SMTP :$RECEIVER_SMTP_PORT; alerting.yaml routes to it)"
+echo "==> Local alert receiver (webhook :$RECEIVER_HTTP_PORT, SMTP :$RECEIVER_SMTP_PORT; ${OCSE_ALERTING_CONFIG:-alerting.yaml} routes to it)"
 $RUN ocse alerts check
 start $RUN ocse alerts receive --out "$DAGSTER_HOME/alerts_received.jsonl" \
   --http-port "$RECEIVER_HTTP_PORT" --smtp-port "$RECEIVER_SMTP_PORT" \
@@ -90,7 +103,7 @@ while read -r role password; do
   OCSE_NEW_PASSWORD="$password" $RUN ocse users add "$role" --role "$role" --replace >/dev/null
 done <"$ACCOUNTS"
 
-echo "==> Running the pipeline once"
+echo "==> Running the pipeline once (from empty: a few minutes on 2 cores)"
 $RUN ocse run
 
 start $RUN dagster dev -m dagster_project.definitions -h 127.0.0.1 -p "$DAGSTER_PORT" \

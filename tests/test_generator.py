@@ -9,10 +9,11 @@ import csv
 import hashlib
 import json
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import polars as pl
 import pytest
 import yaml
@@ -20,7 +21,8 @@ from click.testing import CliRunner
 
 from ocse.contracts import CONTRACTS_DIR, FEEDS, load_contract
 from sample_data.cli import generate_command
-from sample_data.generator import follow_batch, generate, read_state
+from sample_data.generator import follow_batch, generate, read_state, resolve_period
+from sample_data.rhythm import plan_spikes, week_number
 
 CONTRACTS = CONTRACTS_DIR
 KEYS = {feed: load_contract(feed).record_key for feed in FEEDS}
@@ -124,11 +126,13 @@ def data_files(out: Path) -> list[Path]:
     return files
 
 
-def load(out: Path) -> dict[str, pl.DataFrame]:
+def load(out: Path, feeds=FEEDS) -> dict[str, pl.DataFrame]:
     """Every delivered row per feed, in contract columns, with its file and row number."""
-    frames: dict[str, list[pl.DataFrame]] = {feed: [] for feed in FEEDS}
+    frames: dict[str, list[pl.DataFrame]] = {feed: [] for feed in feeds}
     for path in data_files(out):
         feed = path.relative_to(out).parts[0]
+        if feed not in frames:
+            continue
         frame = read_file(path)
         frame = frame.select(
             [
@@ -487,6 +491,102 @@ def test_the_end_is_live_with_open_clocks_near_and_past_their_targets(landing, r
         pl.col("confirmed_at").is_not_null() & pl.col("referred_at").is_null()
     )
     assert cases.height >= 1
+
+
+def _whole_weeks(start: int, end: int) -> list[int]:
+    """Week numbers (rhythm.week_number) of the Monday-to-Monday weeks inside [start, end]."""
+    first, last = week_number(np.array([start, end]))
+    tz, day = 8 * 3600, 86400
+    return [
+        w
+        for w in range(int(first), int(last) + 1)
+        if (w * 7 - 3) * day - tz >= start and (w * 7 + 4) * day - tz <= end
+    ]
+
+
+def test_spikes_of_a_six_month_period_each_have_a_clean_eight_week_baseline():
+    """The demo's period: every spike has 8 whole weeks before it in the period (the mart's
+    baseline), none of them a spike of its category, and there are about one per 8 weeks."""
+    start, end = resolve_period(183, None, END)
+    whole = _whole_weeks(start, end)
+    for seed in range(25):
+        spikes = plan_spikes(np.random.default_rng([seed, 0x9A]), start, end)
+        assert len(spikes) >= 3, seed
+        assert len({s.week for s in spikes}) == len(spikes)
+        for spike in spikes:
+            assert spike.week in whole and whole.index(spike.week) >= 8, (seed, spike)
+            assert 3.5 <= spike.multiplier <= 6.0
+            assert not [
+                other
+                for other in spikes
+                if other.category == spike.category and 0 < spike.week - other.week <= 8
+            ], (seed, spikes)
+        # One in the last stretch of weeks: the trends page (16 weeks by default) shows it.
+        assert max(s.week for s in spikes) >= whole[-1] - 7, (seed, spikes)
+
+
+def test_a_planted_surge_is_flagged_by_the_weekly_spike_rule(tmp_path):
+    """Weekly takedowns per category from the generated actions, with the rule of
+    marts.rpt_category_trends_weekly (more than the mean plus 3 sample standard deviations of
+    the 8 weeks before, at least 4 of them): every planted spike week is flagged."""
+    out = tmp_path / "weeks"
+    # Ten whole weeks from a Monday (Asia/Shanghai): one spike, in week 9 or 10.
+    summary = generate(
+        out, progress=None, seed=11, days=70, scale=30000, start=date(2025, 1, 6), bad_share=0
+    )
+    assert summary["spikes"]
+    actions = load(out, ["enforcement_actions"])["enforcement_actions"]
+    conn = duckdb.connect()
+    conn.register("actions", actions.to_arrow())
+    flagged = conn.sql(
+        """
+        with latest as (
+            select * from actions
+            qualify row_number() over (
+                partition by action_id order by cast(updated_at as timestamptz) desc) = 1
+        ),
+        takedowns as (
+            select content_id, any_value(category_code) as category_code,
+                min(cast(actioned_at as timestamptz)) as taken_down_at
+            from latest
+            where action_type in ('content_removed', 'upload_blocked', 'transmission_blocked')
+                and reversed_at is null
+            group by content_id
+        ),
+        weekly as (
+            select cast(date_trunc('week', timezone('Asia/Shanghai', taken_down_at)) as date)
+                    as week_start,
+                category_code, count(*) as takedowns
+            from takedowns
+            group by all
+        ),
+        grid as (
+            select w.week_start, c.category_code, coalesce(weekly.takedowns, 0) as takedowns
+            from (select distinct week_start from weekly) as w
+            cross join (select distinct category_code from weekly) as c
+            left join weekly using (week_start, category_code)
+        )
+        select strftime(week_start, '%Y-%m-%d') as week_start, category_code,
+            takedowns, previous_mean
+        from (
+            select *,
+                count(*) over previous_8 as previous_weeks,
+                avg(takedowns) over previous_8 as previous_mean,
+                stddev_samp(takedowns) over previous_8 as previous_stddev
+            from grid
+            window previous_8 as (
+                partition by category_code order by week_start
+                rows between 8 preceding and 1 preceding)
+        )
+        where previous_weeks >= 4 and takedowns > previous_mean + 3 * previous_stddev
+        """
+    ).fetchall()
+    by_week = {(week, category): (n, mean) for week, category, n, mean in flagged}
+    for spike in summary["spikes"]:
+        key = (spike["week_start"], spike["category"])
+        assert key in by_week, (spike, flagged)
+        takedowns, mean = by_week[key]
+        assert takedowns > 2.5 * mean, (spike, takedowns, mean)  # a visible surge, not noise
 
 
 def test_follow_batch_delivers_later_versions_that_clear_open_clocks(tmp_path):
