@@ -133,6 +133,13 @@ ACTION_TYPES: Vocabulary = {
     "account_suspended": ("Account suspended", "暂停账号"),
     "account_banned": ("Account banned", "封禁账号"),
 }
+AUTHORITY_TYPES: Vocabulary = {
+    "public_security": ("Public security (police)", "公安机关"),
+    "procuratorate": ("Procuratorate", "检察机关"),
+    "court": ("Court", "人民法院"),
+    "cyberspace_admin": ("Cyberspace administration", "网信部门"),
+    "other": ("Other authority", "其他主管机关"),
+}
 HIT_STATUS: Vocabulary = {
     "pending": ("Pending review", "待审核"),
     "confirmed": ("Confirmed", "已确认"),
@@ -171,6 +178,7 @@ EVENT_DETAILS: Vocabulary = {
     **REPORT_CHANNELS,
     **REPORT_RESOLUTIONS,
     **CASE_OUTCOMES,
+    **AUTHORITY_TYPES,
 }
 GRAINS: Vocabulary = {
     "day": ("Day", "日"),
@@ -244,6 +252,7 @@ ALL: dict[str, Vocabulary] = {
     "trigger": TRIGGERS,
     "report_channel": REPORT_CHANNELS,
     "action_type": ACTION_TYPES,
+    "authority_type": AUTHORITY_TYPES,
     "hit_status": HIT_STATUS,
     "report_resolution": REPORT_RESOLUTIONS,
     "grain": GRAINS,
