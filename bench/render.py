@@ -266,7 +266,7 @@ def first_render(
     if chromium_path() is None:
         return {"available": False, "reason": "Chromium is not installed"}
     work.mkdir(parents=True, exist_ok=True)
-    access = work / "access.duckdb"
+    access = work / "access.sqlite"
     access.unlink(missing_ok=True)
     env = {**os.environ, "OCSE_SERVING": str(serving), "OCSE_ACCESS_DB": str(access)}
     password = secrets.token_urlsafe(18)
