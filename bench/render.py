@@ -100,7 +100,12 @@ def summarise(samples: dict[str, dict[str, list[float]]], errors: list[dict]) ->
     slowest role's; p50 / p95 over all samples of all roles)."""
     by_role = {
         role: {
-            page: {"cold_ms": round(times[0], 1), **percentiles(times), "samples": len(times)}
+            page: {
+                "cold_ms": round(times[0], 1),
+                **percentiles(times),
+                "samples": len(times),
+                "samples_ms": [round(t, 1) for t in times],
+            }
             for page, times in pages.items()
             if times
         }
