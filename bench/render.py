@@ -15,9 +15,11 @@ page has an h1; an `stException` on the page is an error of that sample.
 Samples per page: the first cold (Streamlit's function caches cleared just before, with its
 own "Clear caches" command, sent from a second tab that never signs in, since the command also
 empties the sending session's state; the server runs with `--client.toolbarMode=developer`
-for it, the only option that differs from the deployment's), the others warm, each a navigation from
-the page before in the menu's order (rounds over the role's pages). A browser reload would
-not do: it starts a new Streamlit session, which is signed out.
+for it, the only option that differs from the deployment's), the others warm. Each view is a
+navigation from another page: rounds over the role's pages in the menu's order. Clearing the
+caches before a page's cold view empties those of the pages before it too, so one round that
+is not timed fills them again before the warm rounds. A browser reload would not do: it
+starts a new Streamlit session, which is signed out.
 """
 
 from __future__ import annotations
@@ -243,23 +245,27 @@ def _measure_role(
     errors: list[dict],
 ) -> None:
     """Rounds over the role's pages in menu order: round 0 with the caches cleared before
-    each page, the others warm. Each view is a navigation from another page."""
+    each page (which also empties the caches of the pages before it), then one round not
+    timed that fills every page's caches again, then the warm rounds."""
     if timer.current() == pages[0]:
         timer.open(pages[-1])  # the first page must be reached from another one
-    for sample in range(samples):
+    for sample in [0, None, *range(1, samples)]:  # None: the round that warms the caches
         for page in pages:
-            if sample and not times[page]:
-                continue  # its cold sample failed
+            if sample != 0 and not times[page]:
+                continue  # its cold view failed
             if timer.current() == page:  # a neighbour was left out: step aside
                 timer.open(next(p for p in pages if p != page))
             if sample == 0:
                 timer.clear_caches()
             try:
-                times[page].append(timer.open(page))
+                elapsed = timer.open(page)
             except (RuntimeError, TimeoutError) as exc:
                 errors.append({"role": role, "page": page, "sample": sample, "error": str(exc)})
                 if sample == 0:
                     times[page] = []
+                continue
+            if sample is not None:
+                times[page].append(elapsed)
 
 
 def first_render(
