@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from bench.render import drawn, page_paths, summarise
+from bench.render import _measure_role, drawn, page_paths, summarise
 from bench.report import STEP_LABELS, evaluate_targets, scale_table
 from bench.run import _parse_result, main
 from bench.steps import RESULT_PREFIX
@@ -247,3 +247,50 @@ def test_the_step_result_line_is_parsed_from_its_log(tmp_path):
         "streamlit noise\n" + RESULT_PREFIX + json.dumps(render) + "\nnanobind: leaked 3\n"
     )
     assert _parse_result(log) == json.loads(json.dumps(render))
+
+
+class FakeTimer:
+    """Stands in for the browser: records what step 7 asks of it, in order."""
+
+    def __init__(self, start: str, fail: set[str] = frozenset()) -> None:
+        self.at, self.fail, self.log, self.cleared = start, fail, [], set()
+
+    def current(self) -> str:
+        return self.at
+
+    def clear_caches(self) -> None:
+        self.log.append(("clear", None))
+        self.cleared = set()
+
+    def open(self, page: str) -> float:
+        assert page != self.at, "a view is a navigation from another page"
+        warm = page in self.cleared
+        self.log.append(("open", page, warm))
+        self.at = page
+        self.cleared.add(page)  # its queries are cached now
+        if page in self.fail:
+            raise RuntimeError(f"stException on {page}")
+        return 100.0 if warm else 900.0
+
+
+def test_one_cold_view_per_page_then_warm_ones_never_the_refill_round():
+    pages = ["overview", "sla", "methodology"]
+    timer, times, errors = FakeTimer(start="overview"), {p: [] for p in pages}, []
+    _measure_role(timer, "leadership", pages, 4, times, errors)
+    assert not errors
+    # every page: its first view cold (caches cleared just before), the 3 others warm
+    assert times == {page: [900.0, 100.0, 100.0, 100.0] for page in pages}
+    assert [e for e in timer.log if e[0] == "clear"] == [("clear", None)] * len(pages)
+    cleared_then = [timer.log[i + 1] for i, e in enumerate(timer.log) if e[0] == "clear"]
+    assert [e[1] for e in cleared_then] == pages
+
+
+def test_a_page_that_fails_its_cold_view_is_left_out_of_the_rounds():
+    pages = ["research", "methodology"]
+    timer, times, errors = FakeTimer(start="research", fail={"research"}), {}, []
+    times = {p: [] for p in pages}
+    _measure_role(timer, "researcher", pages, 3, times, errors)
+    assert times["research"] == [] and len(times["methodology"]) == 3
+    assert errors == [
+        {"role": "researcher", "page": "research", "sample": 0, "error": "stException on research"}
+    ]
