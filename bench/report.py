@@ -26,6 +26,14 @@ def _dashboard_p95(_r, steps) -> float | None:
     return max(q["p95_ms"] for q in step["queries"].values())
 
 
+def _render_p95(_r, steps) -> float | None:
+    """The p95 of the slowest page, in seconds: every page must meet the target."""
+    step = steps.get("dashboard_render", {})
+    if not step.get("available") or not step.get("pages"):
+        return None
+    return round(max(p["p95_ms"] for p in step["pages"].values()) / 1000, 2)
+
+
 def _alert_latency(_r, steps) -> float | None:
     step = steps.get("alert_latency", {})
     return step.get("latency_seconds") if step.get("ok") else None
@@ -52,6 +60,12 @@ TARGETS = {
         _dashboard_p95,
         200,
     ),
+    "render_p95_seconds": (
+        "L first render of every page p95 < 2 s (slowest page)",
+        {"L"},
+        _render_p95,
+        2,
+    ),
     "peak_memory_gib": ("L peak memory < 8 GiB", {"L"}, _peak_gib, 8),
     "xl_peak_memory_gib": ("XL completes without running out of memory", {"XL"}, _peak_gib, 24),
     # Issue 4's target, measured here (step 5) at every scale.
@@ -70,6 +84,7 @@ STEP_LABELS = {
     "dashboard_queries": "4. dashboard queries",
     "alert_latency": "5. file landed → breach alert",
     "live_loop": "6. live loop, sensor + schedule on",
+    "dashboard_render": "7. dashboard first render, headless Chromium",
 }
 
 
@@ -81,8 +96,56 @@ def _fmt(value, unit: str = "") -> str:
     return f"{value:,}{unit}"
 
 
+def _ms(value) -> str:
+    return "–" if value is None else f"{value:,.0f}"
+
+
+def render_detail(step: dict) -> str:
+    """Step 7 in one line (the per-page table follows the scale's table)."""
+    if not step.get("available"):
+        return step.get("reason", "not available")
+    text = (
+        f"{step.get('page_views', 0)} page views, {len(step.get('pages', {}))} pages x "
+        f"{len(step.get('roles', {}))} roles, {step.get('samples_per_page')} samples each; "
+        f"slowest page {step.get('worst_page')}: p95 {_ms(step.get('worst_p95_ms'))} ms"
+    )
+    errors = step.get("errors") or []
+    if errors:
+        first = errors[0]
+        text += f"; **{len(errors)} errors** (first: {first.get('role')}/{first.get('page')}: "
+        text += f"{first.get('error', '')[:120]})"
+    return text
+
+
+def render_table(step: dict) -> list[str]:
+    """Per page: the cold first render (the slowest role's), p50 and p95 over the samples of
+    every role that may open it, in milliseconds."""
+    if not step.get("available") or not step.get("pages"):
+        return []
+    lines = [
+        "",
+        f"First render per page (step 7), ms: cold = caches cleared (the slowest role's), "
+        f"p50 / p95 over {step.get('samples_per_page')} samples per role (the first cold), "
+        "all roles that may open the page:",
+        "",
+        "| page | cold | p50 | p95 | max | roles | slowest role (its cold / p95) |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for page, row in step["pages"].items():
+        slow = row.get("slowest_role")
+        own = step.get("roles", {}).get(slow, {}).get(page, {})
+        lines.append(
+            f"| {page} | {_ms(row['cold_ms'])} | {_ms(row['p50_ms'])} | {_ms(row['p95_ms'])} "
+            f"| {_ms(row.get('max_ms'))} | {len(row.get('roles', []))} "
+            f"| {slow} ({_ms(own.get('cold_ms'))} / {_ms(own.get('p95_ms'))}) |"
+        )
+    return lines
+
+
 def _detail(step: dict) -> str:
     name = step["step"]
+    if name == "dashboard_render":
+        return render_detail(step)
     if name == "dashboard_queries":
         if not step.get("available"):
             return step.get("reason", "not available")
@@ -155,6 +218,8 @@ def scale_table(results: dict) -> list[str]:
             f"| {_fmt(step['rows'])} | {_fmt(step['rows_per_second'])} "
             f"| {_fmt(step['peak_rss_gib'])} | {_detail(step)} |"
         )
+    if "dashboard_render" in results["steps"]:
+        lines += render_table(results["steps"]["dashboard_render"])
     ratio = results.get("ratio_full_run_to_raw_load")
     lines += ["", f"Ratio of step 2 to step 1: **{_fmt(ratio)}**."]
     targets = evaluate_targets(results)

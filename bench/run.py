@@ -1,13 +1,15 @@
 """`make bench`: the pipeline against this machine's limit, on cached scale sets.
 
-    python -m bench.run --scale M [--scale L ...] [--steps 1,2,3,4,5] [--repeats 20]
+    python -m bench.run --scale M [--scale L ...] [--steps 1,2,3,4,5,7] [--repeats 20]
 
 Per scale, in one run on the same files: (1) DuckDB's bulk load of every feed file into plain
 tables, no checks: the limit; (2) `ocse run` from an empty warehouse; (3) `ocse run` after one
 more 15-minute batch lands; (4) every dashboard page's queries against the serving snapshot,
 p50/p95; (5) file landed -> breach alert delivered, with the Dagster daemon running; (6) at the
 scales that name a duration (demo, M): the live loop with the landing sensor and the schedule
-both on, for minutes (queue wait, run time, landed -> alert: bench/live.py). Each step
+both on, for minutes (queue wait, run time, landed -> alert: bench/live.py); (7) every
+dashboard page's first render in headless Chromium, signed in as each role (bench/render.py).
+Each step
 runs in its own process tree: wall time, rows per second and peak memory are measured from
 outside. Results: `bench/results/<scale>.json` and the table in `bench/RESULTS.md`.
 """
@@ -52,8 +54,11 @@ STEP_NAMES = {
     4: "dashboard_queries",
     5: "alert_latency",
     6: "live_loop",
+    7: "dashboard_render",
 }
 BATCH_MINUTES = 15
+# Steps that only read the serving snapshot: chosen alone, they reuse the last run's.
+READ_ONLY_STEPS = {4, 7}
 BIN = Path(sys.executable).parent
 
 
@@ -160,13 +165,27 @@ def _run_profile(dagster_home: Path, log: Path) -> dict:
 
 
 def bench_scale(
-    scale_name: str, steps: set[int], repeats: int, work: Path | None = None, say=print
+    scale_name: str,
+    steps: set[int],
+    repeats: int,
+    work: Path | None = None,
+    say=print,
+    render_samples: int = 5,
 ) -> dict:
     scale = SCALES[scale_name]
     work = work or CACHE_DIR / f"work-{scale.name}"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    if steps - {6}:
+    # Steps that only read the serving snapshot reuse the one the last run left in `work`.
+    reused = steps <= READ_ONLY_STEPS and (work / "serving.duckdb").exists()
+    if reused:
+        say(f"steps {sorted(steps)} only: reusing the serving snapshot in {work}")
+        reused_at = datetime.fromtimestamp((work / "serving.duckdb").stat().st_mtime, UTC)
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+    if reused:
+        _, generation = ensure_scale_set(scale, say)
+        landing = work / "landing"
+    elif steps - {6}:
         cached, generation = ensure_scale_set(scale, say)
         landing = working_copy(cached, work / "landing")
     else:  # the live loop generates its own data, ending now
@@ -174,8 +193,8 @@ def bench_scale(
         landing = work / "landing"
     warehouse, serving = work / "ocse.duckdb", work / "serving.duckdb"
     dagster_home, logs = work / "dagster_home", work / "logs"
-    dagster_home.mkdir()
-    logs.mkdir()
+    dagster_home.mkdir(exist_ok=True)
+    logs.mkdir(exist_ok=True)
     shutil.copy(PROJECT_ROOT / "dagster_project" / "dagster.yaml", dagster_home / "dagster.yaml")
     http_port, smtp_port = _free_port(), _free_port()
     received = work / "alerts_received.jsonl"
@@ -209,6 +228,8 @@ def bench_scale(
         },
         "steps": {},
     }
+    if reused:
+        results["serving_reused"] = {"path": str(work / "serving.duckdb"), "written_at": reused_at}
     receiver = subprocess.Popen(
         [str(BIN / "ocse"), "alerts", "receive", "--out", str(received)]
         + ["--http-port", str(http_port), "--smtp-port", str(smtp_port)],
@@ -217,7 +238,7 @@ def bench_scale(
         stderr=subprocess.STDOUT,
     )
     try:
-        _run_steps(scale, steps, repeats, env, work, generation, results, say)
+        _run_steps(scale, steps, repeats, env, work, generation, results, say, render_samples)
     finally:
         receiver.terminate()
         receiver.wait(timeout=30)
@@ -227,7 +248,9 @@ def bench_scale(
     return results
 
 
-def _run_steps(scale, steps, repeats, env, work, generation, results, say) -> None:
+def _run_steps(
+    scale, steps, repeats, env, work, generation, results, say, render_samples=5
+) -> None:
     landing, warehouse, serving = work / "landing", work / "ocse.duckdb", work / "serving.duckdb"
     logs = work / "logs"
     out = results["steps"]
@@ -344,6 +367,27 @@ def _run_steps(scale, steps, repeats, env, work, generation, results, say) -> No
         out["alert_latency"]["ok"] = m.returncode == 0 and "error" not in detail
         _say_step(say, out["alert_latency"])
 
+    if 7 in steps and serving.exists():
+        say(f"step 7: every dashboard page's first render in headless Chromium, x{render_samples}")
+        m = run_measured(
+            [python, "-m", "bench.steps", "dashboard_render", "--serving", str(serving)]
+            + ["--work", str(work / "render"), "--samples", str(render_samples)]
+            + ["--streamlit-log", str(logs / "7_streamlit.log")],
+            env=env,
+            log=logs / "7_dashboard_render.log",
+            cwd=PROJECT_ROOT,
+        )
+        detail = _parse_result(logs / "7_dashboard_render.log")
+        detail.pop("started_at", None)
+        out["dashboard_render"] = _step_record("dashboard_render", m, None, **detail)
+        out["dashboard_render"]["ok"] = (
+            m.returncode == 0 and bool(detail.get("available")) and not detail.get("errors")
+        )
+        _say_step(say, out["dashboard_render"])
+
+    elif 7 in steps:
+        say("step 7 skipped: no serving snapshot (choose step 2 with it, or 7 alone after a run)")
+
     if 6 in steps and scale.live_seconds:
         say(
             f"step 6: the live loop for {scale.live_seconds} s (daemon, sensor and schedule on, "
@@ -370,6 +414,10 @@ def _say_step(say, record: dict) -> None:
         extra = f", latency {record['latency_seconds']}s"
     if record["step"] == "dashboard_queries" and not record.get("available", True):
         extra = f" ({record.get('reason')})"
+    if record["step"] == "dashboard_render":
+        from bench.report import render_detail
+
+        extra = f": {render_detail(record)}"
     say(
         f"  {record['step']}: {'ok' if record['ok'] else 'FAILED'} in {record['wall_seconds']}s, "
         f"{record['rows'] or 0:,} rows, peak {record['peak_rss_gib']} GiB{extra}"
@@ -381,10 +429,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", action="append", choices=sorted(SCALES), required=True)
     parser.add_argument(
         "--steps",
-        default="1,2,3,4,5,6",
-        help="comma-separated step numbers (6 runs only at scales with a live duration)",
+        default="1,2,3,4,5,6,7",
+        help="comma-separated step numbers (6 runs only at scales with a live duration); "
+        "they run in the order 1-5, 7, 6",
     )
     parser.add_argument("--repeats", type=int, default=20, help="runs per dashboard query")
+    parser.add_argument(
+        "--render-samples",
+        type=int,
+        default=5,
+        help="page views per page and role in step 7 (the first with cold caches)",
+    )
     parser.add_argument(
         "--results-dir", type=Path, default=RESULTS_DIR, help="where <scale>.json goes"
     )
@@ -409,7 +464,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.scale:
         started = time.perf_counter()
         work = args.work_dir / name if args.work_dir else None
-        results = bench_scale(name, steps, args.repeats, work)
+        results = bench_scale(name, steps, args.repeats, work, render_samples=args.render_samples)
         results["bench_seconds"] = round(time.perf_counter() - started, 1)
         path = args.results_dir / f"{name}.json"
         if path.exists() and steps != set(STEP_NAMES):

@@ -278,6 +278,12 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("dashboards")
     p.add_argument("--serving", type=Path, required=True)
     p.add_argument("--repeats", type=int, default=20)
+    p = sub.add_parser("dashboard_render")
+    p.add_argument("--serving", type=Path, required=True)
+    p.add_argument("--work", type=Path, required=True)
+    p.add_argument("--samples", type=int, default=5)
+    p.add_argument("--timeout", type=float, default=300, help="seconds per page view at most")
+    p.add_argument("--streamlit-log", type=Path, default=None)
     p = sub.add_parser("live_loop")
     p.add_argument("--work", type=Path, required=True)
     p.add_argument("--days", type=int, required=True)
@@ -294,6 +300,12 @@ def main(argv: list[str] | None = None) -> None:
         result = raw_load(args.landing, args.database, set(json.loads(args.skip)))
     elif args.step == "dashboards":
         result = dashboard_queries(args.serving, args.repeats)
+    elif args.step == "dashboard_render":
+        from bench.render import first_render
+
+        result = first_render(
+            args.serving, args.work, args.samples, args.timeout, log=args.streamlit_log
+        )
     elif args.step == "live_loop":
         result = live_loop(args.work, args.days, args.hits, args.seconds)
     else:
