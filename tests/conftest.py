@@ -16,6 +16,12 @@ def pytest_sessionstart(session):
     prepare_dbt()
     # Alerts are raised but routed nowhere unless a test routes them (tests/test_alerts.py).
     os.environ["OCSE_ALERTING_CONFIG"] = str(Path(__file__).parent / "alerting.quiet.yaml")
+    # Every AppTest run scans all installed distributions for Streamlit v2 component
+    # manifests (~4 s each on this environment); the dashboards use no such component, and
+    # `streamlit run` (the browser tests, the app itself) still scans as usual.
+    from streamlit.components.v2 import manifest_scanner
+
+    manifest_scanner.scan_component_manifests = lambda *args, **kwargs: []
 
 
 @pytest.fixture(autouse=True)
