@@ -45,6 +45,7 @@ TABLES: dict[str, str] = {
     "fct_content_takedowns": "marts.fct_content_takedowns",
     "rpt_takedown_sla_daily": "marts.rpt_takedown_sla_daily",
     "fct_open_sla_breaches": "marts.fct_open_sla_breaches",
+    "fct_sla_clocks": "marts.fct_sla_clocks",
     "fct_reports": "marts.fct_reports",
     "rpt_report_handling_daily": "marts.rpt_report_handling_daily",
     "fct_cases": "marts.fct_cases",
