@@ -28,6 +28,10 @@ CLOCK_STATES: Vocabulary = {
     "late": ("Late", "超时"),
     "missed": ("Missed (deadline passed)", "错过时限"),
     "running": ("Running", "进行中"),
+    "resolved_unacknowledged": (
+        "Resolved before acknowledgement was due (never acknowledged)",
+        "到期前已处理完结（未受理）",
+    ),
 }
 BREACH_STATUS: Vocabulary = {
     "breach": ("Breached", "已超时"),

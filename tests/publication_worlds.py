@@ -60,6 +60,7 @@ def identifiers(serving: Path) -> set[str]:
         "select action_id from marts.fct_cases where action_id is not null",
         "select subject_user_ref from marts.fct_cases",
         "select subject_id from marts.fct_open_sla_breaches",
+        "select subject_id from marts.fct_sla_clocks",
         "select file_name from marts.ops_ingest_ledger",
     ]
     conn = open_snapshot(serving)

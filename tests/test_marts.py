@@ -535,6 +535,45 @@ def test_open_clocks_are_running_and_past_three_quarters(marts):
     assert taken_down_but_open == acknowledged_but_open == bad_share == 0
 
 
+def test_sla_clocks_give_the_sla_pages_numbers_and_every_running_clock(marts):
+    """fct_sla_clocks, read from the serving snapshot: its decided clocks per (clock, local
+    day, category) are exactly those the SLA page computes today from the facts
+    (dashboards.mart_queries._DECIDED_CLOCKS), and it holds every running clock, not only
+    the queue's: running takedown clocks under 75% of their target too."""
+    from dashboards.mart_queries import _DECIDED_CLOCKS
+
+    with open_snapshot(marts["worlds"]["full"] / "serving.duckdb") as snap:
+        (tz,) = snap.execute("select reporting_tz from meta.snapshot").fetchone()
+        page = snap.execute(
+            f"select clock, day, category_code, count(*), count(*) filter (where on_time) "
+            f"from ({_DECIDED_CLOCKS}) group by all order by all",
+            [tz],
+        ).fetchall()
+        mart = snap.execute(
+            "select clock, report_date, category_code, count(*), "
+            "count(*) filter (where is_on_time) from marts.fct_sla_clocks "
+            "where is_decided and report_date is not null group by all order by all"
+        ).fetchall()
+        states = dict(
+            snap.execute(
+                "select clock || ':' || state, count(*) from marts.fct_sla_clocks group by all"
+            ).fetchall()
+        )
+        (queue, under_75, not_in_clocks) = snap.execute(
+            "select (select count(*) from marts.fct_open_sla_breaches where clock = 'takedown'), "
+            "(select count(*) from marts.fct_sla_clocks where clock = 'takedown' "
+            "and state = 'running' and elapsed_minutes < 0.75 * target_minutes), "
+            "(select count(*) from marts.fct_open_sla_breaches b anti join marts.fct_sla_clocks c "
+            "on b.clock = c.clock and b.subject_id = c.subject_id "
+            "and c.state = case b.status when 'breach' then 'missed' else 'running' end)"
+        ).fetchone()
+    assert page and mart == page
+    for state in ("takedown:on_time", "takedown:late", "takedown:running", "evidence:on_time"):
+        assert states.get(state, 0) > 0, state
+    assert {"report_acknowledgement:running", "report_resolution:missed"} <= set(states)
+    assert queue > 0 and under_75 > 0 and not_in_clocks == 0
+
+
 def test_nothing_after_t_counts(marts):
     with _connect(marts["worlds"]["full"]) as wh:
         late = wh.execute(

@@ -26,6 +26,11 @@
     cast(date_trunc('month', {{ local_time(ts) }}) as date)
 {%- endmacro %}
 
+{#- The instant `minutes` (an integer column or literal) after `ts`: a clock's deadline. -#}
+{% macro add_minutes(ts, minutes) -%}
+    ({{ ts }} + to_microseconds(cast({{ minutes }} as bigint) * 60000000))
+{%- endmacro %}
+
 {#- Compliance on a clock with a target: null while the clock is not decided (neither
     stopped by T nor past its deadline), else whether it stopped within the target. -#}
 {% macro is_within_target(started_at, stopped_at, target_minutes) -%}
