@@ -23,9 +23,11 @@ from dashboards.queries import TABLES
 ROOT = Path(__file__).resolve().parent.parent
 PAGES_DIR = ROOT / "dashboards" / "pages"
 EXPOSURES_FILE = ROOT / "dbt" / "models" / "_exposures.yml"
-# Every page opened by open_page reads the categories (labels, filter) and the days the data
-# covers (the period filter's bounds, from the two daily marts).
-COMMON = ("dim_categories", "rpt_takedown_sla_daily", "rpt_report_handling_daily")
+# Every page opened by open_page reads the categories (labels); a page with the period
+# filter (or that asks for the data's days itself) reads the days the data covers, from the
+# two daily marts.
+COMMON = ("dim_categories",)
+DATA_DAYS = ("rpt_takedown_sla_daily", "rpt_report_handling_daily")
 DASHBOARD_URL = "http://127.0.0.1:8501"
 
 # Readers that are not pages: their marts are listed by hand (their code is not a page).
@@ -111,6 +113,8 @@ def declared_reads(path: Path) -> tuple[str, tuple[str, ...]] | None:
             page_id = page_id or node.args[0].value
         elif name == "require_tables" and len(node.args) >= 2:
             tables += list(_strings(node.args[1]) or ())
+        elif name in ("period_filter", "data_days"):
+            tables += DATA_DAYS
     if page_id is None:
         return None
     return page_id, tuple(dict.fromkeys(tables))

@@ -75,5 +75,14 @@ def dashboard_world_built(tmp_path_factory):
     module sets the environment pointing at it with `world_env`)."""
     from tests.dashboard_world import build_world
 
+    # OCSE_TEST_DASHBOARD_WORLD=DIR keeps the world in DIR and reuses it when it is there
+    # (iterating on the pages without a pipeline run each time; CI always builds afresh).
+    kept = os.environ.get("OCSE_TEST_DASHBOARD_WORLD")
+    root = Path(kept) if kept else tmp_path_factory.mktemp("dashboards")
     with pytest.MonkeyPatch.context() as mp:
-        return build_world(tmp_path_factory.mktemp("dashboards"), mp)
+        if kept and (root / "serving.duckdb").exists():
+            from tests.dashboard_world import World
+
+            return World(root / "serving.duckdb", root / "ocse.duckdb", root / "landing")
+        root.mkdir(parents=True, exist_ok=True)
+        return build_world(root, mp)

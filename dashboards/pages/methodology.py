@@ -111,7 +111,15 @@ TEXT = {
 ctx = open_page(
     "methodology",
     TEXT,
-    ("definitions", "dim_policy_versions", "dim_policy_sla_targets", "dim_policy_tier_rules"),
+    (
+        "definitions",
+        "dim_policy_versions",
+        "dim_policy_sla_targets",
+        "dim_policy_tier_rules",
+        # the assessment report's quarters: the days the data covers
+        "rpt_takedown_sla_daily",
+        "rpt_report_handling_daily",
+    ),
 )
 text = ctx.text
 st.info(text["common_terms"].format(tz=ctx.tz), icon=":material/schedule:")

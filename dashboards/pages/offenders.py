@@ -23,6 +23,7 @@ from dashboards.components import (
     period_filter,
     show_table,
 )
+from dashboards.labels import TRIGGERS, labels
 
 PAGE_SIZE = 50
 
@@ -138,7 +139,13 @@ TEXT = {
 ctx = open_page(
     "offenders",
     TEXT,
-    ("dim_user_tiers", "rpt_tier_counts_daily", "fct_user_tier_history", "rpt_repeat_offenders"),
+    (
+        "dim_user_tiers",
+        "rpt_tier_counts_daily",
+        "fct_user_tier_history",
+        "rpt_repeat_offenders",
+        "fct_content_takedowns",  # the selected account's violations
+    ),
 )
 text = ctx.text
 tier_names: dict = text["tiers"]
@@ -269,6 +276,7 @@ if violations.empty:
     st.caption(text["violations_none"])
 else:
     violations["category"] = [ctx.category(c) for c in violations["category_code"]]
+    violations["trigger"] = labels(TRIGGERS, violations["trigger"])
     show_table(
         violations,
         {

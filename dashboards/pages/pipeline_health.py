@@ -544,7 +544,16 @@ def main() -> None:
     TEXT = words(TEXTS)
     OUTCOME_LABELS = words(OUTCOME_LABELS_BY_LANGUAGE)
     snapshot = frame.require_snapshot()
-    frame.require_tables(snapshot, ("ops_ingest_ledger", "ops_quarantine"))
+    frame.require_tables(
+        snapshot,
+        (
+            "ops_ingest_ledger",
+            "ops_quarantine",
+            "alerts_channels",
+            "alerts_deliveries",
+            "alerts_delivery_rounds",
+        ),
+    )
     info = frame.snapshot_info_or_stop(snapshot)
     tz = info.reporting_tz
 
