@@ -342,6 +342,7 @@ def show_table(frame: pd.DataFrame, columns: Mapping[str, object], **kwargs) -> 
         column_config=config,
         hide_index=True,
         width="stretch",
+        placeholder="–",  # an empty cell reads as a dash, not the grid's default "None"
         **kwargs,
     )
 

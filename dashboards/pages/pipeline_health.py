@@ -387,7 +387,7 @@ def freshness(snapshot: queries.SnapshotIdentity, feeds: tuple[str, ...], tz: st
         st.success(
             TEXT["freshness_all_fresh"].format(minutes=minutes_text), icon=":material/check:"
         )
-    st.dataframe(table, hide_index=True, key="freshness_table")
+    st.dataframe(table, hide_index=True, placeholder="–", key="freshness_table")
 
 
 def outcome_and_reason_charts(
@@ -436,6 +436,7 @@ def problem_files(
     files["outcome"] = files["outcome"].map(lambda value: OUTCOME_LABELS.get(value, value))
     st.dataframe(
         files,
+        placeholder="–",
         hide_index=True,
         key="problem_files_table",
         column_order=["ingested_at", "feed", "outcome", "error", "file_name"],
@@ -462,6 +463,7 @@ def quarantined_rows(
     rows["reason_codes"] = rows["reason_codes"].map(list)
     picked = st.dataframe(
         rows,
+        placeholder="–",
         hide_index=True,
         key="quarantined_rows_table",
         on_select="rerun",
@@ -530,6 +532,7 @@ def alert_channels(snapshot: queries.SnapshotIdentity, tz: str) -> None:
     )
     st.dataframe(
         table,
+        placeholder="–",
         hide_index=True,
         key="alert_channels_table",
         column_config={

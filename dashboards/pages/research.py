@@ -322,7 +322,12 @@ for tab, (name, frame) in zip(tabs, frames.items(), strict=True):
             for column in shown.columns
         }
         st.dataframe(
-            shown, hide_index=True, width="stretch", column_config=config, key=f"research_{name}"
+            shown,
+            hide_index=True,
+            width="stretch",
+            column_config=config,
+            placeholder="–",
+            key=f"research_{name}",
         )
 
 if st.button(text["prepare"], icon=":material/inventory_2:", key="research_prepare"):
