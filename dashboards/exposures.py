@@ -103,6 +103,13 @@ def declared_reads(path: Path) -> tuple[str, tuple[str, ...]] | None:
     page_id: str | None = None
     tables: list[str] = []
     for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Assign)
+            and any(getattr(t, "id", None) == "OPTIONAL_READS" for t in node.targets)
+            and _strings(node.value)
+        ):
+            tables += list(_strings(node.value))  # read only when the snapshot has them
+            continue
         if not isinstance(node, ast.Call):
             continue
         name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
