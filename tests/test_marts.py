@@ -538,9 +538,27 @@ def test_open_clocks_are_running_and_past_three_quarters(marts):
 def test_sla_clocks_give_the_sla_pages_numbers_and_every_running_clock(marts):
     """fct_sla_clocks, read from the serving snapshot: its decided clocks per (clock, local
     day, category) are exactly those the SLA page computes today from the facts
-    (dashboards.mart_queries._DECIDED_CLOCKS), and it holds every running clock, not only
+    (the union below), and it holds every running clock, not only
     the queue's: running takedown clocks under 75% of their target too."""
-    from dashboards.mart_queries import _DECIDED_CLOCKS
+    # The union the SLA page computed before it read fct_sla_clocks: one row per decided
+    # clock from the facts (the reference this mart must reproduce).
+    _DECIDED_CLOCKS = """
+        select 'takedown' as clock, report_date as day, category_code, is_within_sla as on_time
+        from marts.fct_content_takedowns
+        union all
+        select 'evidence', report_date, category_code, is_evidence_on_time
+        from marts.fct_content_takedowns
+        union all
+        select 'report_acknowledgement', report_date, category_code, is_ack_within_target
+        from marts.fct_reports where is_ack_within_target is not null
+        union all
+        select 'report_resolution', report_date, category_code, is_resolution_within_target
+        from marts.fct_reports where is_resolution_within_target is not null
+        union all
+        select 'referral', cast(timezone(?, opened_at) as date), category_code,
+            is_referral_within_target
+        from marts.fct_cases where is_referral_within_target is not null
+    """
 
     with open_snapshot(marts["worlds"]["full"] / "serving.duckdb") as snap:
         (tz,) = snap.execute("select reporting_tz from meta.snapshot").fetchone()
