@@ -429,9 +429,7 @@ def rows_behind(ctx: PageContext, period: mart_queries.Period, groups: tuple[str
         if view == "published":
             rows = mart_queries.published_rows(ctx.snapshot, group, period)
         else:
-            total = mart_queries.individual_rows(
-                ctx.snapshot, group, period, ctx.tz, limit=1, offset=0
-            )[0]
+            total = mart_queries.individual_row_count(ctx.snapshot, group, period, ctx.tz)
             pages = max(1, -(-total // ROWS_PAGE_SIZE))
             with right:
                 page = int(
@@ -440,7 +438,7 @@ def rows_behind(ctx: PageContext, period: mart_queries.Period, groups: tuple[str
                     )
                 )
             page = min(page, pages)
-            _, rows = mart_queries.individual_rows(
+            rows = mart_queries.individual_rows(
                 ctx.snapshot,
                 group,
                 period,

@@ -803,19 +803,29 @@ def published_rows(snapshot: SnapshotIdentity, group: str, period: Period) -> pd
 
 def individual_rows(
     snapshot: SnapshotIdentity, group: str, period: Period, tz: str, *, limit: int, offset: int
-) -> tuple[int, pd.DataFrame]:
-    """(how many, one page of) the fct_* rows behind a KPI group. Operations and admin."""
+) -> pd.DataFrame:
+    """One page of the fct_* rows behind a KPI group, newest first. Operations and admin."""
     _require_individuals()
     _, _, table, columns, day = ROWS_BEHIND[group]
     zone = [tz] if "?" in day else []
-    where = f"{day} between ? and ? and list_contains(?, category_code)"
-    total = _query(
-        snapshot, f"select count(*) as n from {table} where {where}", [*zone, *period.params()]
-    )
-    rows = _query(
+    return _query(
         snapshot,
-        f"select {columns} from {table} where {where} "
+        f"select {columns} from {table} "
+        f"where {day} between ? and ? and list_contains(?, category_code) "
         f"order by {_NEWEST_FIRST[group]} desc, 1 limit ? offset ?",
         [*zone, *period.params(), limit, offset],
     )
-    return int(total.iloc[0]["n"]), rows
+
+
+def individual_row_count(snapshot: SnapshotIdentity, group: str, period: Period, tz: str) -> int:
+    """How many fct_* rows are behind a KPI group (the pager's total). Operations and admin."""
+    _require_individuals()
+    _, _, table, _, day = ROWS_BEHIND[group]
+    zone = [tz] if "?" in day else []
+    rows = _query(
+        snapshot,
+        f"select count(*) as n from {table} "
+        f"where {day} between ? and ? and list_contains(?, category_code)",
+        [*zone, *period.params()],
+    )
+    return int(rows.iloc[0]["n"])
