@@ -92,45 +92,32 @@ def section(ctx, text: Mapping[str, object]) -> None:
     if report is None:
         return
     st.success(text["report_ready"].format(quarter=quarter, k=report["k"]), icon=":material/check:")
-    columns = st.columns(2)
-    with columns[0]:
-        st.download_button(
-            text["report_html"],
-            data=report["html"],
-            file_name=report["html_name"],
-            mime="text/html",
-            icon=":material/download:",
-            on_click=auth.log_download,
-            args=(
-                ctx.viewer,
-                report["html_name"],
-                {
-                    "quarter": quarter,
-                    "k": report["k"],
-                    "sha256": report["sha256"].get(report["html_name"]),
-                },
-            ),
-            key="assessment_html",
-        )
-    with columns[1]:
+    html, pdf = st.columns(2)
+    with html:
+        _download(ctx, text, report, quarter, "html", "text/html", ":material/download:")
+    with pdf:
         if report["pdf"] is not None:
-            st.download_button(
-                text["report_pdf"],
-                data=report["pdf"],
-                file_name=report["pdf_name"],
-                mime="application/pdf",
-                icon=":material/picture_as_pdf:",
-                on_click=auth.log_download,
-                args=(
-                    ctx.viewer,
-                    report["pdf_name"],
-                    {
-                        "quarter": quarter,
-                        "k": report["k"],
-                        "sha256": report["sha256"].get(report["pdf_name"]),
-                    },
-                ),
-                key="assessment_pdf",
+            _download(
+                ctx, text, report, quarter, "pdf", "application/pdf", ":material/picture_as_pdf:"
             )
         else:
             st.caption(text["report_no_pdf"].format(error=report["pdf_error"]))
+
+
+def _download(ctx, text, report: dict, quarter: str, kind: str, mime: str, icon: str) -> None:
+    """One of the report's files as a logged download (who, which file, quarter, k, sha256)."""
+    name = report[f"{kind}_name"]
+    st.download_button(
+        text[f"report_{kind}"],
+        data=report[kind],
+        file_name=name,
+        mime=mime,
+        icon=icon,
+        on_click=auth.log_download,
+        args=(
+            ctx.viewer,
+            name,
+            {"quarter": quarter, "k": report["k"], "sha256": report["sha256"].get(name)},
+        ),
+        key=f"assessment_{kind}",
+    )

@@ -18,7 +18,6 @@ import streamlit as st
 from dashboards import auth
 from dashboards import mart_queries as mq
 from dashboards.components import open_page
-from dashboards.i18n import language
 from dashboards.labels import DETECTION_METHODS, label
 from dashboards.settings import get_dashboard_settings
 from ocse.exports.publication import ExportError
@@ -150,16 +149,9 @@ TEXT = {
 }
 
 
-def word(table: dict, code: str) -> str:
-    pair = table.get(code)
-    if pair is None:
-        return code
-    return pair[1] if language() == "zh" else pair[0]
-
-
 def group_label(ctx, code: str) -> str:
     if code in GROUPS:
-        return word(GROUPS, code)
+        return label(GROUPS, code)
     if code in DETECTION_METHODS:
         return label(DETECTION_METHODS, code)
     return ctx.category(code)
@@ -312,13 +304,13 @@ for tab, (name, frame) in zip(tabs, frames.items(), strict=True):
             if column in shown.columns:
                 shown[column] = [group_label(ctx, v) for v in shown[column]]
         shown["suppressed"] = [
-            ", ".join(word(MEASURES, m) for m in v.split("|")) if v else ""
+            ", ".join(label(MEASURES, m) for m in v.split("|")) if v else ""
             for v in shown["suppressed"]
         ]
         config = {
-            column: st.column_config.NumberColumn(word(MEASURES, column), format="percent")
+            column: st.column_config.NumberColumn(label(MEASURES, column), format="percent")
             if column.endswith(("_rate", "_share")) or column == "precision"
-            else st.column_config.Column(word(MEASURES, column))
+            else st.column_config.Column(label(MEASURES, column))
             for column in shown.columns
         }
         st.dataframe(
