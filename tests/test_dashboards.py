@@ -28,6 +28,7 @@ from dashboards.auth import SESSION_KEY, SessionUser
 from ocse.access import PAGE_ACCESS, ROLES, AccessStore, may_view
 from ocse.cli import main as ocse_cli
 from ocse.serving import open_snapshot
+from tests.browser import chromium_tab, sign_in_with_password
 from tests.dashboard_world import (
     PAGE_FILES,
     ROOT,
@@ -405,30 +406,27 @@ def test_pages_render_in_chinese(world) -> None:
 # --- a real browser ----------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def _dashboard_in_chromium(serving: Path, access_db: Path, profile: Path):
+    """The dashboard on `serving` and a headless Chromium tab to drive it, both stopped on
+    exit."""
+    server, url = start_dashboard({"OCSE_SERVING": str(serving), "OCSE_ACCESS_DB": str(access_db)})
+    try:
+        with chromium_tab(profile) as browser:
+            yield browser, url
+    finally:
+        server.terminate()
+        server.wait(timeout=15)
+
+
 @pytest.fixture
 def served(world, tmp_path, _access_store_in_tmp):
     if chromium_path() is None:
         pytest.skip("Chromium is not installed (scripts/test.sh installs it)")
     AccessStore(_access_store_in_tmp).add_user("admin.one", "admin", "admin password 1")
     AccessStore(_access_store_in_tmp).add_user("lead.two", "leadership", "leader password 2")
-    server, url = start_dashboard(
-        {"OCSE_SERVING": str(world.serving), "OCSE_ACCESS_DB": str(_access_store_in_tmp)}
-    )
-    chrome, port = start_chromium(tmp_path / "profile")
-    try:
-        import json
-
-        from websockets.sync.client import connect as ws_connect
-
-        targets = json.loads(wait_for_http(f"http://127.0.0.1:{port}/json", 30))
-        page = next(t for t in targets if t["type"] == "page")
-        with ws_connect(page["webSocketDebuggerUrl"], max_size=None) as devtools:
-            yield Browser(devtools), url
-    finally:
-        chrome.terminate()
-        server.terminate()
-        chrome.wait(timeout=10)
-        server.wait(timeout=15)
+    with _dashboard_in_chromium(world.serving, _access_store_in_tmp, tmp_path / "profile") as it:
+        yield it
 
 
 def screenshot_dir() -> Path:
@@ -437,14 +435,7 @@ def screenshot_dir() -> Path:
     return path
 
 
-def _browser_sign_in(browser: Browser, url: str, user: str, password: str) -> None:
-    browser.call("Page.navigate", url=url)
-    browser.wait_for("document.querySelector('input[type=password]') !== null")
-    browser.settle()
-    browser.type_into("input[type=text]", user)
-    browser.type_into("input[type=password]", password)
-    browser.click_text("button", "Sign in")
-    browser.settle()
+_browser_sign_in = sign_in_with_password
 
 
 EXPECTED_TITLES = {
@@ -593,24 +584,8 @@ def every_role_served(world, tmp_path, _access_store_in_tmp):
     store = AccessStore(_access_store_in_tmp)
     for role, password in ROLE_PASSWORDS.items():
         store.add_user(f"{role}.user", role, password)
-    server, url = start_dashboard(
-        {"OCSE_SERVING": str(world.serving), "OCSE_ACCESS_DB": str(_access_store_in_tmp)}
-    )
-    chrome, port = start_chromium(tmp_path / "profile")
-    try:
-        import json
-
-        from websockets.sync.client import connect as ws_connect
-
-        targets = json.loads(wait_for_http(f"http://127.0.0.1:{port}/json", 30))
-        page = next(t for t in targets if t["type"] == "page")
-        with ws_connect(page["webSocketDebuggerUrl"], max_size=None) as devtools:
-            yield Browser(devtools), url
-    finally:
-        chrome.terminate()
-        server.terminate()
-        chrome.wait(timeout=10)
-        server.wait(timeout=15)
+    with _dashboard_in_chromium(world.serving, _access_store_in_tmp, tmp_path / "profile") as it:
+        yield it
 
 
 @pytest.mark.parametrize("role", ROLES)
