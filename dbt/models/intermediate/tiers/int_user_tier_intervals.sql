@@ -5,6 +5,7 @@
 -- start and end points; an interval with ended_at 'infinity' never ends.
 --
 --   known               the account appears (uploader, reported user, action user, subject)
+--   violation           a violation: counts forever (violations_total)
 --   zero_tolerance      a violation in a zero-tolerance category: counts forever
 --   repeat_window       a violation inside the repeat rule's window (repeat_180d)
 --   violation_window    a violation inside the grey rule's window (violation_180d)
@@ -147,6 +148,21 @@ known as (
 
     from appearances
     group by user_ref
+
+),
+
+violation as (
+
+    select
+        user_ref,
+        'violation' as kind,
+        source_id,
+        violated_at as started_at,
+        'infinity'::timestamptz as ended_at,
+        known_from,
+        known_until
+
+    from violations
 
 ),
 
@@ -300,6 +316,8 @@ unresolved as (
 unioned as (
 
     select * from known
+    union all
+    select * from violation
     union all
     select * from zero_tolerance
     union all
