@@ -17,6 +17,16 @@
 -- each epoch the set of known violations is fixed; the sweep below runs over the whole
 -- past with that set (black holds once its rule held at any earlier moment) and keeps the
 -- rows that fall in the epoch. An account without reversals has one epoch.
+--
+-- Each row carries the counts behind it (policy.md: the rule and the counts behind it), as
+-- the sweep had them at valid_from, with the epoch's violations and the windows of the
+-- policy in force then: violations_total, violations_180d (the violation_180d rule's
+-- window), zero_tolerance_violations and reports_30d, defined as dim_user_tiers defines
+-- them at T. They are the running sums the rules are judged on, taken where a row starts.
+-- Black persists once its rule held, so a black row's window counts may be below its
+-- threshold (a reversal that hands an old takedown over can make an account black with
+-- its violations long out of the window); its violations_total and
+-- zero_tolerance_violations never are.
 with
 
 intervals as not materialized (
@@ -155,33 +165,36 @@ moments as (
         user_ref,
         epoch_start,
         changed_at,
-        sum(delta) filter (where kind = 'known') as d_known,
-        sum(delta) filter (where kind = 'zero_tolerance') as d_zero_tolerance,
-        sum(delta) filter (where kind = 'repeat_window') as d_repeat_window,
-        sum(delta) filter (where kind = 'violation_window') as d_violation_window,
-        sum(delta) filter (where kind = 'report_window') as d_report_window,
-        sum(delta) filter (where kind = 'signal') as d_signal,
-        sum(delta) filter (where kind = 'unresolved') as d_unresolved
+        sum(delta) filter (where kind = 'known')::integer as d_known,
+        sum(delta) filter (where kind = 'violation')::integer as d_violation,
+        sum(delta) filter (where kind = 'zero_tolerance')::integer as d_zero_tolerance,
+        sum(delta) filter (where kind = 'repeat_window')::integer as d_repeat_window,
+        sum(delta) filter (where kind = 'violation_window')::integer as d_violation_window,
+        sum(delta) filter (where kind = 'report_window')::integer as d_report_window,
+        sum(delta) filter (where kind = 'signal')::integer as d_signal,
+        sum(delta) filter (where kind = 'unresolved')::integer as d_unresolved
 
     from deltas
     group by user_ref, epoch_start, changed_at
 
 ),
 
--- What held from each moment until the next one.
+-- What held from each moment until the next one. (Counts as integer: DuckDB sums integers
+-- into hugeint, and these running sums are the model's largest cost.)
 states as (
 
     select
         user_ref,
         epoch_start,
         changed_at,
-        coalesce(sum(d_known) over running, 0) as known,
-        coalesce(sum(d_zero_tolerance) over running, 0) as zero_tolerance_violations,
-        coalesce(sum(d_repeat_window) over running, 0) as repeat_window_violations,
-        coalesce(sum(d_violation_window) over running, 0) as violation_window_violations,
-        coalesce(sum(d_report_window) over running, 0) as window_reports,
-        coalesce(sum(d_signal) over running, 0) as signals,
-        coalesce(sum(d_unresolved) over running, 0) as unresolved
+        coalesce(sum(d_known) over running, 0)::integer as known,
+        coalesce(sum(d_violation) over running, 0)::integer as violations_total,
+        coalesce(sum(d_zero_tolerance) over running, 0)::integer as zero_tolerance_violations,
+        coalesce(sum(d_repeat_window) over running, 0)::integer as repeat_window_violations,
+        coalesce(sum(d_violation_window) over running, 0)::integer as violation_window_violations,
+        coalesce(sum(d_report_window) over running, 0)::integer as window_reports,
+        coalesce(sum(d_signal) over running, 0)::integer as signals,
+        coalesce(sum(d_unresolved) over running, 0)::integer as unresolved
 
     from moments
     window running as (
@@ -197,6 +210,10 @@ judged as (
         states.epoch_start,
         states.changed_at,
         states.known,
+        states.violations_total,
+        states.violation_window_violations as violations_180d,
+        states.zero_tolerance_violations,
+        states.window_reports as reports_30d,
         -- black does not expire by itself: once a black rule held (with this epoch's
         -- violations), it still does (a later policy version with a higher threshold does
         -- not lift it either)
@@ -239,7 +256,11 @@ tiered as (
             when holds_violation then 'violation_180d'
             when holds_reports then 'reports_30d'
             when holds_cleared then 'cleared'
-        end as tier_reason
+        end as tier_reason,
+        violations_total,
+        violations_180d,
+        zero_tolerance_violations,
+        reports_30d
 
     from judged
     where known > 0 and changed_at >= epoch_start
@@ -279,7 +300,12 @@ final as (
         tier_reason,
         changed_at as valid_from,
         lead(changed_at) over (partition by user_ref order by changed_at) as valid_to,
-        min(changed_at) over (partition by user_ref, tier_run) as tier_since
+        min(changed_at) over (partition by user_ref, tier_run) as tier_since,
+        -- the counts as the rules saw them when the stretch began
+        violations_total::bigint as violations_total,
+        violations_180d::bigint as violations_180d,
+        zero_tolerance_violations::bigint as zero_tolerance_violations,
+        reports_30d::bigint as reports_30d
 
     from numbered
 
