@@ -592,6 +592,72 @@ def test_sla_clocks_give_the_sla_pages_numbers_and_every_running_clock(marts):
     assert queue > 0 and under_75 > 0 and not_in_clocks == 0
 
 
+def test_every_open_clock_has_its_history_in_the_subject_events(marts):
+    """The operations queue's drill-down (fct_subject_events, from the serving snapshot: it
+    is published): every clock of fct_open_sla_breaches opens onto its subject's events,
+    which start it at clock_started_at (the content's posting, the report's receipt, the
+    case's confirmation) and hold nothing that would have stopped it; nothing is after T."""
+    with open_snapshot(marts["worlds"]["full"] / "serving.duckdb") as snap:
+        kinds = dict(
+            snap.execute(
+                "select subject_kind, count(*) from marts.fct_subject_events group by all"
+            ).fetchall()
+        )
+        (late,) = snap.execute(
+            "select count(*) from marts.fct_subject_events where event_at > ?", [AS_OF]
+        ).fetchone()
+        clocks, not_started, stopped = snap.execute(
+            """
+            with clocks as (
+                select
+                    clock,
+                    subject_id,
+                    clock_started_at,
+                    case clock when 'takedown' then 'content' when 'referral' then 'case'
+                        else 'report' end as subject_kind
+                from marts.fct_open_sla_breaches
+            ),
+            events as (
+                select e.*, not exists (
+                        select 1 from marts.fct_subject_events as r
+                        where r.subject_kind = e.subject_kind and r.subject_id = e.subject_id
+                            and r.event = 'action_reversed' and r.source_id = e.source_id
+                    ) as is_standing
+                from marts.fct_subject_events as e
+                semi join clocks
+                    on e.subject_kind = clocks.subject_kind and e.subject_id = clocks.subject_id
+            )
+            select
+                count(*),
+                count(*) filter (where not exists (
+                    select 1 from events as e
+                    where e.subject_kind = c.subject_kind and e.subject_id = c.subject_id
+                        and e.event_at = c.clock_started_at
+                        and e.event = case c.clock when 'takedown' then 'posted'
+                            when 'referral' then 'case_confirmed' else 'report_received' end
+                )),
+                count(*) filter (where exists (
+                    select 1 from events as e
+                    where e.subject_kind = c.subject_kind and e.subject_id = c.subject_id
+                        and case c.clock
+                            when 'takedown' then e.event = 'action_taken' and e.is_standing
+                                and e.detail in (
+                                    'content_removed', 'upload_blocked', 'transmission_blocked'
+                                )
+                            when 'report_acknowledgement'
+                                then e.event in ('report_acknowledged', 'report_resolved')
+                            when 'report_resolution' then e.event = 'report_resolved'
+                            else e.event = 'case_referred'
+                        end
+                ))
+            from clocks as c
+            """
+        ).fetchone()
+    assert set(kinds) == {"content", "report", "case"}
+    assert late == 0
+    assert clocks > 0 and not_started == 0 and stopped == 0
+
+
 def test_nothing_after_t_counts(marts):
     with _connect(marts["worlds"]["full"]) as wh:
         late = wh.execute(
