@@ -58,39 +58,56 @@ NAV_TEXT = {
 
 # (section, page id, file, icon), in menu order.
 PAGES = (
-    ("section_governance", "overview", "pages/overview.py", ":material/dashboard:"),
-    ("section_governance", "sla", "pages/sla.py", ":material/timer:"),
-    ("section_governance", "trends", "pages/trends.py", ":material/trending_up:"),
-    ("section_governance", "offenders", "pages/offenders.py", ":material/person_alert:"),
-    ("section_governance", "cases", "pages/cases.py", ":material/gavel:"),
-    ("section_operations", "operations_queue", "pages/operations_queue.py", ":material/alarm:"),
+    ("section_governance", "overview", "views/overview.py", ":material/dashboard:"),
+    ("section_governance", "sla", "views/sla.py", ":material/timer:"),
+    ("section_governance", "trends", "views/trends.py", ":material/trending_up:"),
+    ("section_governance", "offenders", "views/offenders.py", ":material/person_alert:"),
+    ("section_governance", "cases", "views/cases.py", ":material/gavel:"),
+    ("section_operations", "operations_queue", "views/operations_queue.py", ":material/alarm:"),
     (
         "section_operations",
         "pipeline_health",
-        "pages/pipeline_health.py",
+        "views/pipeline_health.py",
         ":material/monitor_heart:",
     ),
-    ("section_research", "research", "pages/research.py", ":material/science:"),
-    ("section_about", "methodology", "pages/methodology.py", ":material/menu_book:"),
-    ("section_about", "access_log", "pages/access_log.py", ":material/history:"),
+    ("section_research", "research", "views/research.py", ":material/science:"),
+    ("section_about", "methodology", "views/methodology.py", ":material/menu_book:"),
+    ("section_about", "access_log", "views/access_log.py", ":material/history:"),
 )
 
 text = words(NAV_TEXT)
 frame.require_valid_settings()
 
-if auth.current_user(touch=True) is None:
-    auth.sign_in_from_oidc()
-user = auth.current_user()
+user = auth.current_user(touch=True)
 with st.sidebar:
     language_switch()
 
 if user is None:
     page = st.navigation(
-        [st.Page(auth.login_page, title=text["sign_in"], icon=":material/login:")],
+        [st.Page(auth.signed_out_page, title=text["sign_in"], icon=":material/login:")],
         position="hidden",
     )
     page.run()
     st.stop()
+
+
+def _requested_page() -> str | None:
+    """The page the browser asked for (its URL path), before navigation falls back to the
+    default: a page the role may not open is refused and logged, not silently replaced.
+    (The server refuses such a URL before the app loads; this covers the app's own
+    navigation requests.)"""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    name = getattr(getattr(ctx, "pages_manager", None), "intended_page_name", None)
+    return name if name in {page_id for _, page_id, _, _ in PAGES} else None
+
+
+requested = _requested_page()
+if requested and not may_view(user.role, requested):
+    with st.sidebar:
+        auth.user_box(user)
+    auth.refuse_page(user, requested, via="app")
 
 sections: dict[str, list[st.Page]] = {}
 for section, page_id, path, icon in PAGES:

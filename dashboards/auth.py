@@ -1,49 +1,57 @@
-"""Sign-in, sessions, and the server-side check every page runs before its first query.
+"""Who is signed in, and the server-side check every page runs before its first query.
 
-- Local accounts (`ocse users add`) sign in with a password checked against a salted
-  argon2id hash (`ocse/access/store.py`). Optional single sign-on through Streamlit's
-  `st.login` when `.streamlit/secrets.toml` has an `[auth]` section; an SSO user still
-  needs an account (`ocse users add EMAIL --role ROLE --oidc-only`), which gives the role.
+- Signing in happens outside the app, on the HTTP routes of `dashboards/server.py`: they
+  check the password (argon2id hash, `ocse/access/store.py`), throttle per account and per
+  source, and set an HttpOnly, SameSite=Strict cookie naming a server-side session
+  (`ocse/access/sessions.py`). Every run of the app resolves that cookie again, so a reload
+  keeps the user signed in and a sign-out, expiry or revocation elsewhere ends this tab too.
+- Optional single sign-on through Streamlit's `st.login` when `.streamlit/secrets.toml` has
+  an `[auth]` section; an SSO user still needs an account (`ocse users add EMAIL --role ROLE
+  --oidc-only`), which gives the role, and gets a server-side session the same way.
 - A session ends after `OCSE_SESSION_IDLE_MINUTES` without a user action (the timed
   refresh of a screen left open does not count as one) or `OCSE_SESSION_MAX_HOURS` after
-  sign-in, whichever comes first.
+  sign-in, whichever comes first; a display account's only at the absolute limit.
 - `require_page(page_id)` is the first call of every page: it refuses anyone whose role
   the page matrix (`ocse/access/roles.py`) does not list, before anything is queried, and
-  logs the view or the refusal in the access log.
+  logs the view or the refusal in the access log. `log_refusal` records every other
+  refusal (a query, a download, a release).
 """
 
 from __future__ import annotations
 
-import time
+import hashlib
 from dataclasses import dataclass
+from urllib.parse import urlencode
 
 import streamlit as st
 
-from dashboards.i18n import words
+from dashboards.i18n import language, words
 from dashboards.settings import get_dashboard_settings
 from ocse.access import AccessStore, Role, may_view, sees_individuals
+from ocse.access.sessions import COOKIE_NAME, SessionStore, session_store
 
 SESSION_KEY = "ocse_user"
+# Where a session's cookie is looked for when the browser sent none: only server code can
+# set a session-state key, and the value is checked like any cookie (the AppTest tests,
+# which cannot send cookies, put a real signed one here).
+COOKIE_KEY = "ocse_session_cookie"
 _LAST_PAGE_KEY = "ocse_last_logged_page"
 _TIMED_RERUN_KEY = "ocse_timed_rerun"
-_FAILURES_KEY = "ocse_login_failures"
 _NOTICE_KEY = "ocse_auth_notice"
-MAX_FAILURES = 5
-LOCKOUT_SECONDS = 60
+SIGNIN_PATH = "/ocse/signin"
+SIGNOUT_PATH = "/ocse/signout"
 
 TEXT = {
     "en": {
         "title": "Sign in to OCSE Warehouse",
         "intro": "Child-safety metrics for the prevention committee, assessors, researchers "
         "and operations. Access is logged.",
-        "username": "Username",
-        "password": "Password",
         "submit": "Sign in",
         "sso": "Sign in with single sign-on",
-        "bad_login": "Wrong username or password.",
-        "locked": "Too many failed attempts. Wait a minute and try again.",
         "expired": "Your session expired. Sign in again.",
         "signed_out": "You are signed out.",
+        "revoked": "Your session was ended by an administrator. Sign in again.",
+        "forged": "Your session could not be verified. Sign in again.",
         "sso_no_account": "Your single sign-on account ({email}) has no OCSE role. Ask an "
         "administrator to add it: `ocse users add EMAIL --role ROLE --oidc-only`.",
         "denied_title": "Not available for your role",
@@ -56,14 +64,12 @@ TEXT = {
         "title": "登录 OCSE 数据仓库",
         "intro": "面向防治委员会、评估专家、研究人员和运营"
         "团队的未成年人保护指标。所有访问均被记录。",
-        "username": "用户名",
-        "password": "密码",
         "submit": "登录",
         "sso": "使用单点登录",
-        "bad_login": "用户名或密码错误。",
-        "locked": "失败次数过多，请一分钟后再试。",
         "expired": "会话已过期，请重新登录。",
         "signed_out": "您已退出登录。",
+        "revoked": "管理员已结束您的会话，请重新登录。",
+        "forged": "无法验证您的会话，请重新登录。",
         "sso_no_account": "您的单点登录账号（{email}）没有 OCSE 角色。请管理员添加："
         "`ocse users add EMAIL --role ROLE --oidc-only`。",
         "denied_title": "您的角色无权访问此页面",
@@ -80,6 +86,7 @@ ROLE_LABELS = {
         "researcher": "Researcher",
         "operations": "Operations",
         "admin": "Administrator",
+        "display": "Display screen",
     },
     "zh": {
         "leadership": "领导机构",
@@ -87,6 +94,7 @@ ROLE_LABELS = {
         "researcher": "研究人员",
         "operations": "运营团队",
         "admin": "管理员",
+        "display": "展示屏",
     },
 }
 
@@ -116,13 +124,30 @@ def store() -> AccessStore:
     return AccessStore(get_dashboard_settings().access_db)
 
 
-def role_label(role: str) -> str:
-    from dashboards.i18n import language
+def sessions() -> SessionStore:
+    return session_store(get_dashboard_settings())
 
+
+def role_label(role: str) -> str:
     return ROLE_LABELS.get(language(), ROLE_LABELS["en"]).get(role, role)
 
 
 # --- the session -------------------------------------------------------------------------
+
+
+def _cookie() -> str | None:
+    """The session cookie this browser sent (or, for a single sign-on user, the session
+    derived from Streamlit's own signed identity cookie)."""
+    try:
+        cookies = st.context.cookies
+    except Exception:  # not inside a Streamlit script run
+        cookies = {}
+    cookie = cookies.get(COOKIE_NAME)
+    if not isinstance(cookie, str) or not cookie:  # (AppTest's stand-in client is a mock)
+        cookie = st.session_state.get(COOKIE_KEY)
+    if cookie is None and oidc_configured():
+        cookie = _oidc_cookie(cookies)
+    return cookie
 
 
 def current_user(*, touch: bool = False) -> SessionUser | None:
@@ -130,20 +155,30 @@ def current_user(*, touch: bool = False) -> SessionUser | None:
 
     `touch`: this run is a user action that keeps the session alive (the app's entry
     script passes it once per run; a timed refresh does not count)."""
-    user = st.session_state.get(SESSION_KEY)
-    if not isinstance(user, SessionUser):
+    cookie = _cookie()
+    if cookie is None:
         return None
-    settings = get_dashboard_settings()
-    now = time.time()
-    idle = now - user.last_seen > settings.session_idle_minutes * 60
-    too_old = now - user.signed_in_at > settings.session_max_hours * 3600
-    if idle or too_old:
-        store().log(user.username, user.role, "logout", "session", {"reason": "expired"})
-        _clear_session()
-        st.session_state[_NOTICE_KEY] = "expired"
+    store_ = sessions()
+    action = touch and not st.session_state.pop(_TIMED_RERUN_KEY, False)
+    session = store_.resolve(cookie, touch=action)
+    if session is None:
+        ended = store_.ended(cookie)
+        st.session_state[_NOTICE_KEY] = (ended.end_reason if ended else None) or (
+            "forged" if store_.is_forged(cookie) else "expired"
+        )
+        if store_.is_forged(cookie) and not st.session_state.get("ocse_forged_logged"):
+            store().log("-", "none", "denied", "session", {"reason": "forged_cookie"})
+            st.session_state["ocse_forged_logged"] = True
+        st.session_state.pop(SESSION_KEY, None)
         return None
-    if touch and not st.session_state.pop(_TIMED_RERUN_KEY, False):
-        user.last_seen = now
+    user = SessionUser(
+        session.username,
+        session.role,
+        session.via,
+        session.created_at.timestamp(),
+        session.last_seen_at.timestamp(),
+    )
+    st.session_state[SESSION_KEY] = user
     return user
 
 
@@ -161,30 +196,33 @@ def mark_timed_rerun() -> None:
     st.session_state[_TIMED_RERUN_KEY] = True
 
 
-def _start_session(username: str, role: str, via: str) -> None:
-    now = time.time()
-    st.session_state[SESSION_KEY] = SessionUser(username, role, via, now, now)
-    st.session_state.pop(_LAST_PAGE_KEY, None)
-    st.session_state.pop(_FAILURES_KEY, None)
-    store().log(username, role, "login", via, {})
+def signin_url(path: str | None = None) -> str:
+    """The sign-in form, coming back to `path` (default: this page, filters included)."""
+    if path is None:
+        page = st.session_state.get(_LAST_PAGE_KEY) or ""
+        query = urlencode(dict(st.query_params.items()))
+        path = f"/{page}" + (f"?{query}" if query else "")
+    return f"{SIGNIN_PATH}?{urlencode({'next': path, 'lang': language()})}"
 
 
-def _clear_session() -> None:
-    for key in (SESSION_KEY, _LAST_PAGE_KEY, _TIMED_RERUN_KEY):
-        st.session_state.pop(key, None)
+def signed_out_page() -> None:
+    """Shown in a tab whose session ended while it was open (a page load without a session
+    never gets here: the server sends it to the sign-in form)."""
+    text = words(TEXT)
+    _, middle, _ = st.columns([1, 1.4, 1])
+    with middle:
+        st.title(text["title"])
+        st.caption(text["intro"])
+        notice = st.session_state.get(_NOTICE_KEY) or "signed_out"
+        st.info(text.get(notice, text["expired"]), icon=":material/lock:")
+        st.link_button(
+            text["submit"], signin_url(), type="primary", icon=":material/login:", width="stretch"
+        )
+        if oidc_configured():
+            st.button(text["sso"], on_click=st.login, icon=":material/key:", width="stretch")
 
 
-def sign_out() -> None:
-    user = st.session_state.get(SESSION_KEY)
-    if isinstance(user, SessionUser):
-        store().log(user.username, user.role, "logout", "session", {"reason": "signed_out"})
-    _clear_session()
-    st.session_state[_NOTICE_KEY] = "signed_out"
-    if isinstance(user, SessionUser) and user.via == "oidc":
-        st.logout()
-
-
-# --- signing in --------------------------------------------------------------------------
+# --- single sign-on ----------------------------------------------------------------------
 
 
 def oidc_configured() -> bool:
@@ -203,11 +241,16 @@ def _oidc_user() -> str | None:
     return None
 
 
-def sign_in_from_oidc() -> bool:
-    """Start a session for a user who came back from the identity provider."""
+def _oidc_cookie(cookies) -> str | None:
+    """A server-side session for a single sign-on user, keyed by Streamlit's signed identity
+    cookie: the same cookie after a reload finds the same session; once it is revoked, the
+    user signs in at the identity provider again (a new identity cookie)."""
     email = _oidc_user()
-    if email is None:
-        return False
+    raw = "".join(v for k, v in sorted(dict(cookies).items()) if k.startswith("_streamlit_user"))
+    if email is None or not raw:
+        if st.query_params.get("ocse_sso") == "1" and email is None:
+            st.login()
+        return None
     account = store().user(email)
     if account is None:
         text = words(TEXT)
@@ -215,41 +258,26 @@ def sign_in_from_oidc() -> bool:
         st.error(text["sso_no_account"].format(email=email), icon=":material/block:")
         st.button(text["sign_out"], on_click=st.logout)
         st.stop()
-    _start_session(account.username, account.role.value, "oidc")
-    return True
+    store_ = sessions()
+    session_id = hashlib.sha256(f"oidc:{raw}".encode()).hexdigest()
+    cookie = store_.cookie_for(session_id)
+    if store_.ended(cookie) is None and store_.resolve(cookie) is None:
+        store_.create(account.username, account.role.value, "oidc", "-", session_id=session_id)
+        store().log(account.username, account.role.value, "login", "oidc", {})
+    return cookie
 
 
-def login_page() -> None:
-    """The sign-in form (the only page shown to someone not signed in)."""
-    text = words(TEXT)
-    _, middle, _ = st.columns([1, 1.4, 1])
-    with middle:
-        st.title(text["title"])
-        st.caption(text["intro"])
-        notice = st.session_state.pop(_NOTICE_KEY, None)
-        if notice:
-            st.info(text[notice], icon=":material/info:")
-        failures = st.session_state.get(_FAILURES_KEY, [])
-        recent = [at for at in failures if time.time() - at < LOCKOUT_SECONDS]
-        with st.form("sign_in", border=True):
-            username = st.text_input(text["username"], key="login_username")
-            password = st.text_input(text["password"], type="password", key="login_password")
-            submitted = st.form_submit_button(text["submit"], type="primary", width="stretch")
-        if submitted:
-            if len(recent) >= MAX_FAILURES:
-                st.error(text["locked"], icon=":material/lock_clock:")
-                return
-            account = store().authenticate(username.strip(), password)
-            if account is None:
-                st.session_state[_FAILURES_KEY] = [*recent, time.time()]
-                store().log(username.strip()[:64] or "-", "none", "login_failed", "password", {})
-                st.error(text["bad_login"], icon=":material/error:")
-                return
-            _start_session(account.username, account.role.value, "password")
-            st.rerun()
-        if oidc_configured():
-            st.divider()
-            st.button(text["sso"], on_click=st.login, icon=":material/key:", width="stretch")
+def sign_out() -> None:
+    """The sign-out button: ends the server-side session here (so every tab of it ends),
+    then the browser goes to the route that also clears the cookie."""
+    user = st.session_state.get(SESSION_KEY)
+    cookie = _cookie()
+    sessions().sign_out(cookie)
+    for key in (SESSION_KEY, _LAST_PAGE_KEY, _TIMED_RERUN_KEY, COOKIE_KEY):
+        st.session_state.pop(key, None)
+    st.session_state[_NOTICE_KEY] = "signed_out"
+    if isinstance(user, SessionUser) and user.via == "oidc":
+        st.logout()
 
 
 # --- the page guard ----------------------------------------------------------------------
@@ -264,17 +292,30 @@ def require_page(page_id: str) -> Viewer:
     user = current_user()
     if user is None:
         st.warning(words(TEXT)["expired"], icon=":material/lock:")
+        st.link_button(words(TEXT)["submit"], signin_url(f"/{page_id}"), icon=":material/login:")
         st.stop()
     if not may_view(user.role, page_id):
-        text = words(TEXT)
-        store().log(user.username, user.role, "denied", page_id, {})
-        st.error(f"**{text['denied_title']}**", icon=":material/block:")
-        st.write(text["denied"].format(role=role_label(user.role)))
-        st.stop()
+        refuse_page(user, page_id, via="app")
     if st.session_state.get(_LAST_PAGE_KEY) != page_id:
         store().log(user.username, user.role, "page_view", page_id, {})
         st.session_state[_LAST_PAGE_KEY] = page_id
     return Viewer(user.username, user.role)
+
+
+def refuse_page(user: SessionUser, page_id: str, *, via: str) -> None:
+    """Log the refusal and say so; stops the run."""
+    text = words(TEXT)
+    store().log(user.username, user.role, "denied", page_id, {"via": via})
+    st.error(f"**{text['denied_title']}**", icon=":material/block:")
+    st.write(text["denied"].format(role=role_label(user.role)))
+    st.stop()
+
+
+def log_refusal(what: str, target: str, detail: dict | None = None) -> None:
+    """A refused query, download or release: who, role, what and when (the log adds when)."""
+    user = st.session_state.get(SESSION_KEY)
+    username, role = (user.username, user.role) if isinstance(user, SessionUser) else ("-", "none")
+    store().log(username, role, "denied", target, {"refused": what, **(detail or {})})
 
 
 def log_download(viewer: Viewer, target: str, detail: dict) -> None:
@@ -286,7 +327,12 @@ def user_box(user: SessionUser) -> None:
     text = words(TEXT)
     st.markdown(text["signed_in_as"].format(user=_md_escape(user.username)))
     st.caption(role_label(user.role))
-    st.button(text["sign_out"], on_click=sign_out, icon=":material/logout:", key="sign_out")
+    if user.via == "oidc":
+        st.button(text["sign_out"], on_click=sign_out, icon=":material/logout:", key="sign_out")
+        return
+    # A link, not a button: the sign-out route clears the HttpOnly cookie, which no script
+    # can. The session itself is ended server-side by that route.
+    st.link_button(text["sign_out"], f"{SIGNOUT_PATH}?lang={language()}", icon=":material/logout:")
 
 
 def _md_escape(value: str) -> str:
@@ -294,4 +340,4 @@ def _md_escape(value: str) -> str:
     return "".join("\\" + ch if ch in "\\`*_{}[]()#+-.!|<>" else ch for ch in value)
 
 
-__all__ = ["Role", "SessionUser", "Viewer", "current_role", "login_page", "require_page"]
+__all__ = ["Role", "SessionUser", "Viewer", "current_role", "require_page", "signed_out_page"]

@@ -21,7 +21,7 @@ import yaml
 from dashboards.queries import TABLES
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGES_DIR = ROOT / "dashboards" / "pages"
+PAGES_DIR = ROOT / "dashboards" / "views"
 EXPOSURES_FILE = ROOT / "dbt" / "models" / "_exposures.yml"
 # Every page opened by open_page reads the categories (labels); a page with the period
 # filter (or that asks for the data's days itself) reads the days the data covers, from the

@@ -134,7 +134,8 @@ def sidebar(info: queries.SnapshotInfo) -> None:
         if info.run_id:
             # The run id is data, so it goes through st.text (never interpreted as Markdown).
             st.text(text["run_id"].format(run_id=info.run_id))
-        if st.toggle(
+        # A display account's wall screen always refreshes (nobody is there to switch it on).
+        if auth.current_role() == "display" or st.toggle(
             text["auto_refresh"], value=True, key="auto_refresh", help=text["auto_refresh_help"]
         ):
             _refresh_later(time.monotonic())

@@ -32,7 +32,17 @@ class IndividualsNotAllowedError(PermissionError):
 def _require_individuals() -> None:
     role = _role_scope()
     if not sees_individuals(role):
+        from dashboards.auth import log_refusal  # auth is the page layer; imported late
+
+        log_refusal("query", "individual_rows", {"query": _caller()})
         raise IndividualsNotAllowedError(f"the {role} role may not see individual-level rows")
+
+
+def _caller() -> str:
+    """The query function that asked (two frames up), for the refusal's log entry."""
+    import sys
+
+    return sys._getframe(2).f_code.co_name
 
 
 @dataclass(frozen=True)
@@ -635,6 +645,26 @@ def open_clocks(snapshot: SnapshotIdentity, clocks: tuple[str, ...]) -> pd.DataF
         where list_contains(?, b.clock)
         order by (b.status = 'breach') desc, b.elapsed_minutes / b.target_minutes desc,
             b.subject_id
+        """,
+        [list(clocks)],
+    )
+
+
+def open_clocks_display(snapshot: SnapshotIdentity, clocks: tuple[str, ...]) -> pd.DataFrame:
+    """The queue of `open_clocks` without the subject ids, for a wall display: which clock,
+    category, how late; nothing that identifies content, a report or a case."""
+    return _query(
+        snapshot,
+        """
+        select b.clock, b.category_code, b.status, b.clock_started_at, b.deadline_at,
+            b.target_minutes, b.elapsed_minutes,
+            b.elapsed_minutes / b.target_minutes as used_share,
+            coalesce(c.is_csam, false) as is_csam
+        from marts.fct_open_sla_breaches as b
+        left join marts.dim_categories as c on b.category_code = c.category_code
+        where list_contains(?, b.clock)
+        order by (b.status = 'breach') desc, b.elapsed_minutes / b.target_minutes desc,
+            b.deadline_at
         """,
         [list(clocks)],
     )

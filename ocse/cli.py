@@ -29,6 +29,7 @@ from pathlib import Path
 
 import click
 
+from ocse.access.roles import ROLES
 from ocse.settings import PROJECT_ROOT
 from sample_data.cli import generate_command
 
@@ -485,19 +486,30 @@ def _print_summary(summary, elapsed: float) -> None:
 
 
 @main.command()
-@click.option("--port", default=8501, show_default=True)
-def dashboard(port: int) -> None:
-    """Serve the dashboard app (reads only the serving snapshot)."""
-    app = PROJECT_ROOT / "dashboards" / "app.py"
+@click.option("--port", type=int, default=None, help="Port [OCSE_DASHBOARD_PORT, 8501].")
+@click.option(
+    "--address",
+    default=None,
+    help="Interface to listen on [OCSE_DASHBOARD_ADDRESS, 127.0.0.1]; serve other machines "
+    "through a reverse proxy with TLS instead (README).",
+)
+def dashboard(port: int | None, address: str | None) -> None:
+    """Serve the dashboards (read only the serving snapshot; sign-in in front)."""
+    from ocse.settings import get_settings
+
+    settings = get_settings()
+    server = PROJECT_ROOT / "dashboards" / "server.py"
     streamlit = Path(sys.executable).parent / "streamlit"
     os.execv(
         str(streamlit),
         [
             str(streamlit),
             "run",
-            str(app),
+            str(server),
+            "--server.address",
+            address or settings.dashboard_address,
             "--server.port",
-            str(port),
+            str(port or settings.dashboard_port),
             "--server.headless",
             "true",
             "--browser.gatherUsageStats",
@@ -671,7 +683,7 @@ def users() -> None:
 @click.option(
     "--role",
     required=True,
-    type=click.Choice(["leadership", "assessor", "researcher", "operations", "admin"]),
+    type=click.Choice(list(ROLES)),
 )
 @click.option(
     "--password",

@@ -130,6 +130,28 @@ class OcseSettings(BaseSettings):
     session_max_hours: int = Field(
         12, ge=1, description="A dashboard session ends this many hours after login, used or not."
     )
+    display_session_max_days: int = Field(
+        30,
+        ge=1,
+        description="A display account's session (the operations queue on a wall screen, which "
+        "nobody touches) has no idle limit and ends this many days after sign-in.",
+    )
+    dashboard_address: str = Field(
+        "127.0.0.1",
+        description="Interface the dashboards listen on. Keep 127.0.0.1 and put a reverse proxy "
+        "with TLS in front for other machines (README: Serving the dashboards).",
+    )
+    dashboard_port: int = Field(8501, ge=1, le=65535, description="Port of the dashboards.")
+    dashboard_trust_proxy: bool = Field(
+        False,
+        description="Take the client address for sign-in throttling from X-Forwarded-For (set "
+        "only when a reverse proxy you run sets it; otherwise anyone could choose theirs).",
+    )
+    dashboard_secure_cookie: bool = Field(
+        False,
+        description="Mark the session cookie Secure (sent over HTTPS only): set it when the "
+        "dashboards are served through TLS.",
+    )
 
     disclosure_k: int = Field(
         10,

@@ -1,8 +1,9 @@
 """A real browser against the real dashboard: headless Chromium driven over the DevTools
-protocol (no test dependency beyond `websockets`), and `streamlit run dashboards/app.py` on
-a free port. Shared by the browser tests (`tests/test_dashboards.py`, through
-`tests/dashboard_world.py`) and the benchmark's first-render step (`bench/render.py`), so it
-imports nothing of the project: starting it costs no pipeline, no pandas."""
+protocol (no test dependency beyond `websockets`), and `streamlit run dashboards/server.py`
+(the app behind its sign-in routes, as `ocse dashboard` serves it) on a free port. Shared
+by the browser tests (`tests/test_dashboards.py`, through `tests/dashboard_world.py`) and
+the benchmark's first-render step (`bench/render.py`), so it imports nothing of the
+project: starting it costs no pipeline, no pandas."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from websockets.sync.client import ClientConnection
 from websockets.sync.client import connect as ws_connect
 
 ROOT = Path(__file__).resolve().parent.parent
-APP = ROOT / "dashboards" / "app.py"
+APP = ROOT / "dashboards" / "server.py"
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking")
 
 # Streamlit's own markers, not the pages' contents: the app root says whether a script run
@@ -196,7 +197,7 @@ def start_dashboard(
     timeout: float = 90,
     extra_args: tuple[str, ...] | list[str] = (),
 ) -> tuple[subprocess.Popen, str]:
-    """`streamlit run dashboards/app.py` on a free port of 127.0.0.1, headless; its output
+    """`streamlit run dashboards/server.py` on a free port of 127.0.0.1, headless; its output
     goes to `log` (else nowhere); `extra_args`: more Streamlit options. Returns the process
     and the app's base URL."""
     port = free_port()
@@ -224,11 +225,23 @@ def start_dashboard(
 
 
 def sign_in_with_password(browser: Browser, url: str, user: str, password: str) -> None:
-    """Open the app at `url` (a new Streamlit session: signed out) and sign in."""
+    """Open the app at `url` without a session (the server sends the browser to its sign-in
+    form), sign in, and wait until the app has drawn the page it came back to."""
     browser.call("Page.navigate", url=url)
     browser.wait_for("document.querySelector('input[type=password]') !== null")
+    submit_sign_in(browser, user, password)
+    browser.wait_for(f"{APP_ROOT} !== null")
     browser.settle()
-    browser.type_into("input[type=text]", user)
-    browser.type_into("input[type=password]", password)
-    browser.click_text("button", "Sign in")
-    browser.settle()
+
+
+APP_ROOT = "document.querySelector('[data-testid=\"stApp\"]')"
+
+
+def submit_sign_in(browser: Browser, user: str, password: str) -> None:
+    """Fill in and post the sign-in form on screen (returns once the post is sent)."""
+    browser.evaluate(
+        f"document.querySelector('#username').value = {json.dumps(user)};"
+        f"document.querySelector('#password').value = {json.dumps(password)};"
+        "document.querySelector('#sign-in').click(); true"
+    )
+    time.sleep(0.5)

@@ -4,12 +4,12 @@ browser driver (from `tests/browser.py`)."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from dashboards.auth import SESSION_KEY, SessionUser
+from dashboards.auth import COOKIE_KEY
+from ocse.access.sessions import session_store
 from ocse.pipeline import run_pipeline
 from sample_data.generator import generate
 from tests.browser import (
@@ -25,16 +25,16 @@ from tests.feeds import TEST_KEY
 AS_OF = datetime(2025, 6, 30, 16, 0, tzinfo=UTC)
 ROOT = Path(__file__).resolve().parent.parent
 PAGE_FILES = {
-    "overview": "pages/overview.py",
-    "sla": "pages/sla.py",
-    "trends": "pages/trends.py",
-    "offenders": "pages/offenders.py",
-    "cases": "pages/cases.py",
-    "operations_queue": "pages/operations_queue.py",
-    "pipeline_health": "pages/pipeline_health.py",
-    "research": "pages/research.py",
-    "methodology": "pages/methodology.py",
-    "access_log": "pages/access_log.py",
+    "overview": "views/overview.py",
+    "sla": "views/sla.py",
+    "trends": "views/trends.py",
+    "offenders": "views/offenders.py",
+    "cases": "views/cases.py",
+    "operations_queue": "views/operations_queue.py",
+    "pipeline_health": "views/pipeline_health.py",
+    "research": "views/research.py",
+    "methodology": "views/methodology.py",
+    "access_log": "views/access_log.py",
 }
 
 
@@ -69,12 +69,13 @@ def world_env(world: World, monkeypatch) -> None:
     monkeypatch.setenv("DAGSTER_HOME", str(dagster_home))
 
 
-def sign_in(at, role: str, username: str | None = None) -> None:
-    """Put a signed-in user of `role` into an AppTest session."""
-    now = time.time()
-    at.session_state[SESSION_KEY] = SessionUser(
-        username or f"test-{role}", role, "password", now, now
-    )
+def sign_in(at, role: str, username: str | None = None) -> str:
+    """A real server-side session of `role` for an AppTest run. AppTest cannot send cookies,
+    so its signed cookie goes where the app looks when the browser sent none (checked the
+    same way). Returns the cookie."""
+    cookie = session_store().create(username or f"test-{role}", role, "password", "test")
+    at.session_state[COOKIE_KEY] = cookie
+    return cookie
 
 
 # --- a real browser: tests/browser.py (shared with the benchmark's first-render step) -------

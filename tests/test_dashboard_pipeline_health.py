@@ -195,7 +195,7 @@ def run_app() -> AppTest:
     at = AppTest.from_file(str(APP), default_timeout=60)
     sign_in(at, "operations")
     at.run()
-    at.switch_page("pages/pipeline_health.py").run()
+    at.switch_page("views/pipeline_health.py").run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 
@@ -432,7 +432,7 @@ def test_hostile_values_stay_inert_text(tmp_path: Path, monkeypatch: pytest.Monk
     sign_in(url, "operations")
     url.query_params["feed"] = SQL_PAYLOAD
     url.run()
-    url.switch_page("pages/pipeline_health.py").run()
+    url.switch_page("views/pipeline_health.py").run()
     assert not url.exception
     assert metric(url, "Files processed").value == "2"
 

@@ -16,6 +16,9 @@ class Role(StrEnum):
     RESEARCHER = "researcher"  # research partners: anonymised, disclosure-controlled aggregates
     OPERATIONS = "operations"  # trust & safety operations: queues, offenders, pipeline
     ADMIN = "admin"  # runs the platform: everything, plus the access log
+    # A wall screen showing the operations queue: that page only, read-only, no
+    # individual-level columns, no idle limit (dashboards/views/operations_queue.py).
+    DISPLAY = "display"
 
 
 ROLES: tuple[str, ...] = tuple(role.value for role in Role)
@@ -23,7 +26,7 @@ ROLES: tuple[str, ...] = tuple(role.value for role in Role)
 # Roles that may see pseudonymous user references (and content, report and case ids).
 SEES_INDIVIDUALS: frozenset[Role] = frozenset({Role.OPERATIONS, Role.ADMIN})
 
-_EVERYONE = frozenset(Role)
+_EVERYONE = frozenset(Role) - {Role.DISPLAY}
 _GOVERNANCE = frozenset({Role.LEADERSHIP, Role.ASSESSOR, Role.OPERATIONS, Role.ADMIN})
 _OPERATORS = SEES_INDIVIDUALS
 
@@ -34,7 +37,7 @@ PAGE_ACCESS: dict[str, frozenset[Role]] = {
     "trends": _GOVERNANCE,
     "offenders": _GOVERNANCE,  # individuals only for SEES_INDIVIDUALS; counts for the rest
     "cases": _GOVERNANCE,
-    "operations_queue": _OPERATORS,
+    "operations_queue": _OPERATORS | {Role.DISPLAY},
     "pipeline_health": _OPERATORS,
     "research": frozenset({Role.RESEARCHER, Role.ADMIN}),
     "methodology": _EVERYONE,

@@ -8,7 +8,9 @@ Select a row to open its subject: what happened to it (fct_subject_events), its 
 
 Reads fct_open_sla_breaches, fct_subject_events, fct_sla_clocks, alerts.outbox and
 alerts.deliveries. Operations and admin only: subject ids identify content, reports and
-cases.
+cases. A display account (role `display`, a wall screen) gets the display mode: the same
+counts and queue without subject ids, no drill-down, no alert history, refreshed every
+minute whatever the sidebar switch says.
 """
 
 from __future__ import annotations
@@ -81,6 +83,8 @@ TEXT = {
         "col_stopped": "Stopped",
         "subject_alerts": "Alerts sent about it",
         "alerts_heading": "Alert history",
+        "display_caption": "Display mode: counts and the queue without subject references, "
+        "refreshed every minute. Open the subjects from an operations account.",
         "alerts_caption": "Alerts raised by the pipeline, newest first, with each channel's "
         "delivery state.",
         "no_alerts": "No alert raised yet.",
@@ -133,6 +137,8 @@ TEXT = {
         "col_stopped": "停止",
         "subject_alerts": "就此发出的告警",
         "alerts_heading": "告警记录",
+        "display_caption": "展示模式：仅显示计数和不含对象标识的队列，每分钟刷新。"
+        "请用运营账号查看具体对象。",
         "alerts_caption": "管道发出的告警，最新在前，并显示各渠道的投递状态。",
         "no_alerts": "尚无告警。",
         "col_raised": "发出时间",
@@ -229,6 +235,8 @@ ctx = open_page(
     ),
 )
 text = ctx.text
+# The wall screen: read-only, nothing individual-level, always refreshing.
+display = not ctx.viewer.sees_individuals
 
 counts = mq.open_clock_counts(ctx.snapshot)
 for column, clock in zip(st.columns(len(CLOCK_ORDER)), CLOCK_ORDER, strict=True):
@@ -243,7 +251,11 @@ for column, clock in zip(st.columns(len(CLOCK_ORDER)), CLOCK_ORDER, strict=True)
             alarm=True,
         )
 
-queue = mq.open_clocks(ctx.snapshot, CLOCK_ORDER)
+if display:
+    st.caption(text["display_caption"])
+    queue = mq.open_clocks_display(ctx.snapshot, CLOCK_ORDER)
+else:
+    queue = mq.open_clocks(ctx.snapshot, CLOCK_ORDER)
 queue["severity"] = [
     clock_severity(clock, status, bool(is_csam))
     for clock, status, is_csam in zip(
@@ -299,27 +311,28 @@ else:
         format_duration(e - t) if e > t else "–"
         for e, t in zip(shown["elapsed_minutes"], shown["target_minutes"], strict=True)
     ]
+    columns = {
+        # Eight columns fit a laptop screen; the start, elapsed time and target are in
+        # the subject's detail line.
+        "status_label": st.column_config.TextColumn(text["col_status"], width="small"),
+        "severity_label": st.column_config.TextColumn(text["col_severity"], width="small"),
+        "clock_label": text["col_clock"],
+        "subject_id": text["col_subject"],
+        "category": st.column_config.TextColumn(text["col_category"], width="medium"),
+        "used_label": st.column_config.TextColumn(
+            text["col_used"], help=text["col_used_help"], width="small"
+        ),
+        "over_label": text["col_over"],
+        "deadline_at": datetime_column(text["col_deadline"], ctx.tz),
+    }
+    if display:
+        columns.pop("subject_id")
+        show_table(shown, columns, height=640, key="queue_table")
+        st.stop()
     picked = show_table(
-        shown,
-        {
-            # Eight columns fit a laptop screen; the start, elapsed time and target are in
-            # the subject's detail line.
-            "status_label": st.column_config.TextColumn(text["col_status"], width="small"),
-            "severity_label": st.column_config.TextColumn(text["col_severity"], width="small"),
-            "clock_label": text["col_clock"],
-            "subject_id": text["col_subject"],
-            "category": st.column_config.TextColumn(text["col_category"], width="medium"),
-            "used_label": st.column_config.TextColumn(
-                text["col_used"], help=text["col_used_help"], width="small"
-            ),
-            "over_label": text["col_over"],
-            "deadline_at": datetime_column(text["col_deadline"], ctx.tz),
-        },
-        height=420,
-        on_select="rerun",
-        selection_mode="single-row",
+        shown, columns, height=420, on_select="rerun", selection_mode="single-row",
         key="queue_table",
-    )
+    )  # fmt: skip
     rows = picked.selection.rows if picked is not None else []
     if not rows:
         st.caption(text["detail_pick"])
@@ -388,6 +401,8 @@ else:
         else:
             _alerts_table(sent)
 
+if display:
+    st.stop()  # the alert history names subjects
 st.subheader(text["alerts_heading"])
 alerts = mq.alert_history(ctx.snapshot)
 if alerts.empty:
