@@ -747,6 +747,38 @@ def users_list() -> None:
         click.echo(f"{user.username:<32} {user.role.value:<12} {how:<9} {user.created_at[:19]}")
 
 
+@users.command("sessions")
+def users_sessions() -> None:
+    """The dashboard sessions active now: who, role, since when, last used, source."""
+    from ocse.access.sessions import session_store
+
+    active = session_store().active()
+    if not active:
+        click.echo("No active sessions.")
+        return
+    click.echo(f"{'username':<32} {'role':<12} {'via':<9} {'signed in (UTC)':<20} "
+               f"{'last used (UTC)':<20} source")  # fmt: skip
+    for s in active:
+        click.echo(
+            f"{s.username:<32} {s.role:<12} {s.via:<9} {s.created_at:%Y-%m-%d %H:%M:%S}  "
+            f"{s.last_seen_at:%Y-%m-%d %H:%M:%S}  {s.source[:12]}"
+        )
+
+
+@users.command("revoke")
+@click.argument("username")
+def users_revoke(username: str) -> None:
+    """End every active session of USERNAME now (each end is in the access log)."""
+    import getpass
+
+    from ocse.access.sessions import session_store
+
+    ended = session_store().revoke(username, by=getpass.getuser())
+    if not ended:
+        raise click.ClickException(f"{username} has no active session")
+    click.echo(f"Revoked {ended} session(s) of {username}: signed out on their next action.")
+
+
 # --- research exports and the assessment report (ocse/exports, ocse/report) ----------------
 
 
