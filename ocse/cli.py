@@ -10,9 +10,10 @@ ocse keys status|rotate      key versions of the warehouse; rotate with a transi
 ocse backup --out DIR        consistent copy of the warehouse and its stores
 ocse contracts sync|check    derive the dbt sources from data_contracts/
 ocse users add|remove|list   dashboard accounts (roles: see ocse/access/roles.py)
+ocse releases set|list|remove|assign|unassign|history   the research partners' release register
 ocse alerts check|receive    alert routing, and a local receiver for the demo
 ocse alerts status|retry     channels and deliveries; re-queue deliveries
-ocse export research --from DATE --to DATE --out DIR   anonymised research export
+ocse export research --partner P --from DATE --to DATE --out DIR   anonymised research export
 ocse report assessment --period 2025Q1 --out DIR       external assessment report
 ocse retention run [--dry-run] | show                   purge what is past its period
 ocse erase --ref REF --request-id ID                    erase one person's pseudonym
@@ -779,6 +780,106 @@ def users_revoke(username: str) -> None:
     click.echo(f"Revoked {ended} session(s) of {username}: signed out on their next action.")
 
 
+@main.group()
+def releases() -> None:
+    """The release register (OCSE_ACCESS_DB): which grains and k each research partner
+    receives, its members, and every release made to it. Kept by the data steward."""
+
+
+def _register_command(action):
+    """action(the register)'s result, a register error shown as the command's error."""
+    from ocse.access import ReleaseRegisterError, release_register
+
+    try:
+        return action(release_register())
+    except ReleaseRegisterError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@releases.command("set")
+@click.argument("partner")
+@click.option(
+    "--grain",
+    "grains",
+    required=True,
+    multiple=True,
+    type=click.Choice(["week", "month"]),
+    help="A grain the partner receives (repeat for both).",
+)
+@click.option("--k", "k", required=True, type=click.IntRange(min=5), help="Its threshold k.")
+def releases_set(partner: str, grains: tuple[str, ...], k: int) -> None:
+    """Register a research partner, or change its grains and k (what it already holds
+    still binds it)."""
+    registered = _register_command(lambda register: register.set_partner(partner, grains, k))
+    click.echo(f"Partner {registered.name}: {', '.join(registered.grains)} at k={registered.k}.")
+
+
+@releases.command("list")
+def releases_list() -> None:
+    """The partners, their grains, k and members."""
+    from ocse.access import release_register
+
+    register = release_register()
+    partners = register.partners()
+    if not partners:
+        click.echo(
+            "No research partners yet. Register one: ocse releases set NAME --grain month --k 10"
+        )
+        return
+    click.echo(f"{'partner':<24} {'grains':<11} {'k':>4}  members")
+    for partner in partners:
+        members = ", ".join(register.members(partner.name)) or "-"
+        click.echo(f"{partner.name:<24} {','.join(partner.grains):<11} {partner.k:>4}  {members}")
+
+
+@releases.command("remove")
+@click.argument("partner")
+def releases_remove(partner: str) -> None:
+    """Remove a partner without members (its releases stay in the register)."""
+    _register_command(lambda register: register.remove_partner(partner))
+    click.echo(f"Removed partner {partner}.")
+
+
+@releases.command("assign")
+@click.argument("username")
+@click.argument("partner")
+def releases_assign(username: str, partner: str) -> None:
+    """Make an account a member of a partner (one partner per account)."""
+    _register_command(lambda register: register.assign(username, partner))
+    click.echo(f"{username} is a member of {partner}.")
+
+
+@releases.command("unassign")
+@click.argument("username")
+def releases_unassign(username: str) -> None:
+    """Take an account out of its partner."""
+    _register_command(lambda register: register.unassign(username))
+    click.echo(f"{username} is no longer a member of a partner.")
+
+
+@releases.command("history")
+@click.argument("partner", required=False)
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(min=1))
+def releases_history(partner: str | None, limit: int) -> None:
+    """What was released (newest first): when, to whom, how, which period, grain and k."""
+    from ocse.access import release_register
+
+    released = release_register().history(partner, limit=limit)
+    if not released:
+        click.echo("Nothing released yet.")
+        return
+    click.echo(
+        f"{'at (UTC)':<19} {'partner':<16} {'user':<20} {'channel':<8} {'grain':<5} "
+        f"{'k':>3} {'period':<24} {'sha256':<12} name"
+    )
+    for r in released:
+        click.echo(
+            f"{r.at[:19]:<19} {r.partner:<16} {r.username:<20} {r.channel:<8} {r.grain:<5} "
+            f"{r.k:>3} {f'{r.period_start} .. {r.period_end}':<24} {r.sha256[:12] or '-':<12} "
+            f"{r.name or '-'}"
+        )
+
+
 # --- research exports and the assessment report (ocse/exports, ocse/report) ----------------
 
 
@@ -822,17 +923,34 @@ def export_group() -> None:
 
 
 @export_group.command("research")
+@click.option(
+    "--partner",
+    required=True,
+    help="The research partner receiving it (ocse releases list): its grains and k apply.",
+)
 @click.option("--from", "start", required=True, type=click.DateTime(["%Y-%m-%d"]))
 @click.option("--to", "end", required=True, type=click.DateTime(["%Y-%m-%d"]))
 @click.option("--out", required=True, type=click.Path(path_type=Path, file_okay=False))
-@click.option("--grain", type=click.Choice(["week", "month"]), default="month", show_default=True)
-@_K_OPTION
+@click.option(
+    "--grain",
+    type=click.Choice(["week", "month"]),
+    default=None,
+    help="Week or month [the partner's grain, when it has only one].",
+)
+@click.option(
+    "--k",
+    "k",
+    type=click.IntRange(min=5),
+    default=None,
+    help="Disclosure threshold: counts below it are withheld; never below the partner's "
+    "registered k [the partner's k].",
+)
 @_SNAPSHOT_OPTION
 @_AS_USER_OPTION
-def export_research(start, end, out, grain, k, snapshot, as_user) -> None:
+def export_research(partner, start, end, out, grain, k, snapshot, as_user) -> None:
     """Aggregate tables (CSV, Parquet), data dictionary and manifest for the whole weeks or
-    months between --from and --to, written atomically to --out and recorded in the access
-    log."""
+    months between --from and --to, for a partner of the release register, written
+    atomically to --out and recorded in the register and the access log."""
     from ocse.exports.publication import USER_ERRORS
     from ocse.exports.research import write_research_export
 
@@ -843,6 +961,7 @@ def export_research(start, end, out, grain, k, snapshot, as_user) -> None:
             start.date(),
             end.date(),
             out,
+            partner=partner,
             grain=grain,
             k=k,
             username=username,
@@ -861,6 +980,7 @@ def export_research(start, end, out, grain, k, snapshot, as_user) -> None:
             f"{table.cells_suppressed:,} of {table.cells:,} cells withheld"
         )
     click.echo(f"Recorded in the access log as {username} ({role}).")
+    click.echo(f"Released to partner {result.partner} (ocse releases history {result.partner}).")
 
 
 @main.group("report")

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from ocse.access import AccessStore
+from ocse.access import AccessStore, ReleaseRegister
 from ocse.cli import main
 from ocse.exports import research
 from ocse.exports.publication import ExportError
@@ -25,6 +25,7 @@ from tests.publication_worlds import identifiers, leaked, world
 pytestmark = pytest.mark.integration
 
 K = 10
+PARTNER = "uni-a"
 START, END = date(2025, 2, 24), date(2025, 4, 6)  # 6 whole weeks; March is the whole month
 CSAM_CATEGORIES = ("csam_possession", "csam_production_distribution")
 # What any reader knows from the data dictionary (written out here, not taken from the code).
@@ -70,11 +71,32 @@ def access_db(tmp_path, monkeypatch) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def partner(access_db) -> str:
+    """The research partner every export of these tests goes to (both grains, k=K), whose
+    members alice and bob are."""
+    register = ReleaseRegister(access_db)
+    register.set_partner(PARTNER, research.RESEARCH_GRAINS, K)
+    for name in ("alice", "bob"):
+        AccessStore(access_db).add_user(name, "researcher", None)
+        register.assign(name, PARTNER)
+    return PARTNER
+
+
 def export(name, tmp_path_factory, tmp_path, grain, **kwargs):
     serving = world(name, tmp_path_factory) / "serving.duckdb"
     out = tmp_path / f"export_{name}_{grain}"
     result = research.write_research_export(
-        serving, START, END, out, grain=grain, k=K, username="alice", role="researcher", **kwargs
+        serving,
+        START,
+        END,
+        out,
+        partner=PARTNER,
+        grain=grain,
+        k=K,
+        username="alice",
+        role="researcher",
+        **kwargs,
     )
     return serving, out, result
 
@@ -267,7 +289,7 @@ def test_no_identifier_appears_in_any_exported_file(tmp_path_factory, tmp_path, 
             table = pq.read_table(path)
             texts[path.name + ":values"] = " ".join(map(str, table.to_pylist()))
     zipped = research.research_export_zip(
-        serving, START, END, grain="week", k=K, username="alice", role="researcher"
+        serving, START, END, partner=PARTNER, grain="week", k=K, username="alice", role="researcher"
     )
     with zipfile.ZipFile(io.BytesIO(zipped.data)) as archive:
         for info in archive.infolist():
@@ -298,7 +320,15 @@ def test_exports_are_atomic_idempotent_and_logged(
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     # the same request again: the same bytes
     research.write_research_export(
-        serving, START, END, out, grain="month", k=K, username="alice", role="researcher"
+        serving,
+        START,
+        END,
+        out,
+        partner=PARTNER,
+        grain="month",
+        k=K,
+        username="alice",
+        role="researcher",
     )
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
@@ -307,9 +337,13 @@ def test_exports_are_atomic_idempotent_and_logged(
         raise OSError("disk full")
 
     monkeypatch.setattr(research, "write_parquet", broken)
+    # another partner's export at another k (lab-b's own), into the same folder
+    ReleaseRegister(access_db).set_partner("lab-b", ["month"], 12)
+    AccessStore(access_db).add_user("lena", "researcher", None)
+    ReleaseRegister(access_db).assign("lena", "lab-b")
     with pytest.raises(OSError, match="disk full"):
         research.write_research_export(
-            serving, START, END, out, grain="month", k=12, username="alice", role="researcher"
+            serving, START, END, out, partner="lab-b", username="lena", role="researcher"
         )
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert [p.name for p in out.parent.iterdir() if p.name.startswith(".")] == []
@@ -321,7 +355,14 @@ def test_exports_are_atomic_idempotent_and_logged(
     (other / "mine.txt").write_text("keep me")
     with pytest.raises(ExportError, match="refusing to replace"):
         research.write_research_export(
-            serving, START, END, other, grain="month", k=K, username="alice", role="researcher"
+            serving,
+            START,
+            END,
+            other,
+            partner=PARTNER,
+            grain="month",
+            username="alice",
+            role="researcher",
         )
     assert (other / "mine.txt").read_text() == "keep me"
     entries = AccessStore(access_db).entries(event="export")
@@ -330,19 +371,26 @@ def test_exports_are_atomic_idempotent_and_logged(
     detail = entries[0].detail
     assert detail["from"] == str(START) and detail["to"] == str(END) and detail["k"] == K
     assert detail["covered_from"] == "2025-03-01" and detail["grain"] == "month"
+    assert detail["partner"] == PARTNER
+    assert detail["sha256"] == research.sha256_file(out / "manifest.json")
+    # nor released: the register holds the two exports delivered, to uni-a only
+    releases = ReleaseRegister(access_db).history()
+    assert [(r.partner, r.channel, r.sha256) for r in releases] == [
+        (PARTNER, "export", detail["sha256"])
+    ] * 2
 
 
 def test_zip_download_holds_the_same_files(tmp_path_factory, tmp_path, access_db):
     serving, out, _ = export("sparse", tmp_path_factory, tmp_path, "month")
     zipped = research.research_export_zip(
-        serving, START, END, grain="month", k=K, username="bob", role="researcher"
+        serving, START, END, partner=PARTNER, grain="month", k=K, username="bob", role="researcher"
     )
     assert zipped.file_name == "ocse_research_2025-03-01_2025-03-31_month_k10.zip"
     with zipfile.ZipFile(io.BytesIO(zipped.data)) as archive:
         inside = {Path(i.filename).name: archive.read(i) for i in archive.infolist()}
     assert inside == {p.name: p.read_bytes() for p in out.iterdir()}
     again = research.research_export_zip(
-        serving, START, END, grain="month", k=K, username="bob", role="researcher"
+        serving, START, END, partner=PARTNER, grain="month", k=K, username="bob", role="researcher"
     )
     assert again.data == zipped.data
     downloads = [e for e in AccessStore(access_db).entries(event="export") if e.username == "bob"]
@@ -353,7 +401,18 @@ def test_cli_export_and_its_errors(tmp_path_factory, tmp_path, access_db):
     serving = world("sparse", tmp_path_factory) / "serving.duckdb"
     runner = CliRunner()
     out = tmp_path / "cli_export"
-    args = ["export", "research", "--from", "2025-03-01", "--to", "2025-03-31"]
+    args = [
+        "export",
+        "research",
+        "--partner",
+        PARTNER,
+        "--from",
+        "2025-03-01",
+        "--to",
+        "2025-03-31",
+        "--grain",
+        "month",
+    ]
     result = runner.invoke(
         main, [*args, "--out", str(out), "--snapshot", str(serving), "--as-user", "carol"]
     )
@@ -371,6 +430,10 @@ def test_cli_export_and_its_errors(tmp_path_factory, tmp_path, access_db):
         [
             "export",
             "research",
+            "--partner",
+            PARTNER,
+            "--grain",
+            "month",
             "--from",
             "2019-01-01",
             "--to",
@@ -387,6 +450,8 @@ def test_cli_export_and_its_errors(tmp_path_factory, tmp_path, access_db):
         [
             "export",
             "research",
+            "--partner",
+            PARTNER,
             "--from",
             "2025-03-04",
             "--to",

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
+from ocse.access.releases import ReleaseRegisterError
 from ocse.exports.disclosure import DisclosureError, check_k
 from ocse.exports.periods import Period, PeriodError
 from ocse.exports.sources import SnapshotError, SnapshotInfo
@@ -27,8 +28,8 @@ class ExportError(ValueError):
     """A publication that cannot be made (message says why and what to do)."""
 
 
-# Everything a caller may show a user as it is.
-USER_ERRORS = (ExportError, PeriodError, SnapshotError, DisclosureError)
+# Everything a caller may show a user as it is (a release the register refuses included).
+USER_ERRORS = (ExportError, PeriodError, SnapshotError, DisclosureError, ReleaseRegisterError)
 
 
 @dataclass

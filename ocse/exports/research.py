@@ -1,8 +1,17 @@
 """Anonymised research exports: aggregate tables under disclosure control, with a data
 dictionary and a manifest, written atomically and recorded in the access log.
 
-    write_research_export(snapshot, start, end, out_dir, grain=..., k=..., username=..., role=...)
-    research_export_zip(snapshot, start, end, grain=..., k=..., username=..., role=...)
+    write_research_export(snapshot, start, end, out_dir, partner=..., username=..., role=...)
+    research_export_zip(snapshot, start, end, partner=..., username=..., role=...)
+    record_download(zipped, username, role)
+    record_view(partner, grain, k, start, end, username, role)
+
+Every release goes to a research partner of the release register (`ocse.access.releases`)
+and obeys it: the partner's grains, at least its k (the default), nothing overlapping what
+it already holds at another grain or k. A refusal is checked before anything is computed
+and logged as `denied` by the register. A folder export is recorded as released when it is
+written; a zip when it is downloaded (`record_download`); tables shown on the research page
+with `record_view`.
 
 Both read only the serving snapshot. The same snapshot, dates, grain and k give
 byte-identical files (no time of day is written anywhere), so re-running is safe: the
@@ -12,6 +21,7 @@ folder is replaced, atomically, by an identical one.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import tempfile
@@ -23,9 +33,11 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ocse.access import access_store
+from ocse.access.releases import RELEASE_GRAINS, Release, release_register
 from ocse.exports import sources
 from ocse.exports.dictionary import dictionary_json, dictionary_markdown, load_definitions
-from ocse.exports.periods import GRAINS, Period, whole_periods
+from ocse.exports.periods import Period, whole_periods
 from ocse.exports.publication import (
     MANIFEST,
     ExportError,
@@ -35,7 +47,6 @@ from ocse.exports.publication import (
     discard,
     log_export,
     publish_dir,
-    resolve_k,
     sha256_file,
     staging_dir,
     write_json,
@@ -48,7 +59,7 @@ from ocse.exports.tables import (
     protect_tables,
 )
 
-RESEARCH_GRAINS = ("week", "month")
+RESEARCH_GRAINS = RELEASE_GRAINS
 
 
 @dataclass(frozen=True)
@@ -72,6 +83,8 @@ class ExportResult:
     policy_versions: tuple[int, ...]
     tables: tuple[TableSummary, ...]
     files: dict[str, str]  # file name -> sha256 (the manifest's own hash excepted)
+    partner: str
+    snapshot_run_id: str
 
     @property
     def cells_suppressed(self) -> int:
@@ -80,9 +93,32 @@ class ExportResult:
 
 @dataclass(frozen=True)
 class ZippedExport:
+    """The zip of an export, as it is downloaded: what its bytes are, to record them."""
+
     file_name: str  # <name>.zip
     data: bytes
     result: ExportResult
+    sha256: str  # of data
+
+    @property
+    def partner(self) -> str:
+        return self.result.partner
+
+    @property
+    def grain(self) -> str:
+        return self.result.grain
+
+    @property
+    def k(self) -> int:
+        return self.result.k
+
+    @property
+    def start(self) -> date:
+        return self.result.covered[0]
+
+    @property
+    def end(self) -> date:
+        return self.result.covered[1]
 
 
 def export_name(start: date, end: date, grain: str, k: int) -> str:
@@ -243,7 +279,9 @@ def write_publication_files(publication: Publication, folder: Path, definitions)
     return manifest
 
 
-def _result(publication: Publication, manifest: dict, out_dir: Path | None) -> ExportResult:
+def _result(
+    publication: Publication, manifest: dict, out_dir: Path | None, partner: str
+) -> ExportResult:
     start, end = publication.covered
     return ExportResult(
         name=export_name(start, end, publication.grain, publication.k),
@@ -265,31 +303,69 @@ def _result(publication: Publication, manifest: dict, out_dir: Path | None) -> E
             for t in manifest["tables"]
         ),
         files=dict(manifest["files"]),
+        partner=partner,
+        snapshot_run_id=publication.info.run_id,
     )
 
 
-def _log_detail(publication: Publication, manifest: dict, destination: str) -> dict:
-    """What the access log keeps: who asked for which period and what was delivered; never
-    a data value."""
+def _log_detail(result: ExportResult, destination: str, file: str, digest: str, size: int):
+    """What the access log keeps: who asked for which period and which bytes were delivered
+    to which partner; never a data value."""
     return {
         "kind": "research",
-        "from": str(publication.requested[0]),
-        "to": str(publication.requested[1]),
-        "covered_from": str(publication.covered[0]),
-        "covered_to": str(publication.covered[1]),
-        "grain": publication.grain,
-        "k": publication.k,
-        "tables": [t["name"] for t in manifest["tables"]],
-        "files": sorted([*manifest["files"], MANIFEST]),
+        "partner": result.partner,
+        "from": str(result.requested[0]),
+        "to": str(result.requested[1]),
+        "covered_from": str(result.covered[0]),
+        "covered_to": str(result.covered[1]),
+        "grain": result.grain,
+        "k": result.k,
+        "tables": [t.name for t in result.tables],
+        "files": sorted([*result.files, MANIFEST]),
         "destination": destination,
-        "snapshot_run_id": publication.info.run_id,
+        "snapshot_run_id": result.snapshot_run_id,
+        "file": file,
+        "sha256": digest,
+        "size_bytes": size,
     }
 
 
-def _prepare(snapshot_path: Path, start: date, end: date, grain: str, k, progress):
-    if grain not in GRAINS:
-        raise ExportError(f"unknown grain {grain!r}")
-    k = resolve_k(k)
+def _release(result: ExportResult, channel: str, file: str, digest: str, size: int, who):
+    """Record the release in the register (its rules checked again, atomically) before the
+    bytes leave: a release the register refuses or cannot record is never delivered."""
+    username, role = who
+    return release_register().record(
+        result.partner,
+        result.grain,
+        result.k,
+        *result.covered,
+        username=username,
+        role=role,
+        channel=channel,
+        name=file,
+        sha256=digest,
+        size_bytes=size,
+    )
+
+
+def _cleared(partner: str, start: date, end: date, grain: str | None, k: int | None, who):
+    """The grain and k of a request (the partner's by default) once the register allows
+    it for the whole periods asked for; a refusal is logged as `denied` and raised."""
+    username, role = who
+    register = release_register()
+    grain, k = register.terms(partner, grain, k)
+    first, last, target = start, end, "research"
+    if grain in RESEARCH_GRAINS:
+        periods = whole_periods(start, end, grain)
+        first, last = periods[0].start, periods[-1].end
+        if k is not None:
+            target = export_name(first, last, grain, k)
+    register.check(partner, grain, k, first, last, username=username, role=role, target=target)
+    return grain, k
+
+
+def _prepare(snapshot_path: Path, start: date, end: date, partner: str, grain, k, who, progress):
+    grain, k = _cleared(partner, start, end, grain, k, who)
     conn = sources.open_published(snapshot_path)
     try:
         publication = build_research_publication(
@@ -307,24 +383,34 @@ def write_research_export(
     end: date,
     out_dir: Path,
     *,
-    grain: str = "month",
+    partner: str,
+    grain: str | None = None,
     k: int | None = None,
     username: str,
     role: str,
     progress: Progress | None = None,
 ) -> ExportResult:
-    """Write the research export for the whole weeks/months within [start, end] into
-    `out_dir` (created or replaced atomically; a folder holding anything but an earlier
-    research export is refused). k defaults to OCSE_DISCLOSURE_K and is never below 5."""
+    """Write the research export for `partner` of the whole weeks/months within [start, end]
+    into `out_dir` (created or replaced atomically; a folder holding anything but an earlier
+    research export is refused). The grain defaults to the partner's only one, k to its
+    registered k; the register refuses what the partner may not receive."""
     say = progress or (lambda _line: None)
     out_dir = Path(out_dir)
     check_replaceable(out_dir, "research")
-    publication, definitions = _prepare(Path(snapshot_path), start, end, grain, k, progress)
+    who = (username, role)
+    publication, definitions = _prepare(
+        Path(snapshot_path), start, end, partner, grain, k, who, progress
+    )
     tmp = staging_dir(out_dir)
     try:
         manifest = write_publication_files(publication, tmp, definitions)
-        result = _result(publication, manifest, out_dir)
-        log_export(username, role, result.name, _log_detail(publication, manifest, str(out_dir)))
+        result = _result(publication, manifest, out_dir, partner)
+        # the manifest lists every other file's sha256: its own hash stands for the folder
+        digest = sha256_file(tmp / MANIFEST)
+        size = sum(path.stat().st_size for path in tmp.iterdir())
+        _release(result, "export", result.name, digest, size, who)
+        detail = _log_detail(result, str(out_dir), result.name, digest, size)
+        log_export(username, role, result.name, detail)
         publish_dir(tmp, out_dir, "research")
     except BaseException:
         discard(tmp)
@@ -338,16 +424,21 @@ def research_export_zip(
     start: date,
     end: date,
     *,
-    grain: str = "month",
+    partner: str,
+    grain: str | None = None,
     k: int | None = None,
     username: str,
     role: str,
 ) -> ZippedExport:
-    """The same export as one zip file in memory (for a download), logged the same way."""
-    publication, definitions = _prepare(Path(snapshot_path), start, end, grain, k, None)
+    """The same export as one zip file in memory, checked against the register and its
+    preparation logged as an export. It is released when downloaded: `record_download`."""
+    who = (username, role)
+    publication, definitions = _prepare(
+        Path(snapshot_path), start, end, partner, grain, k, who, None
+    )
     with tempfile.TemporaryDirectory(prefix="ocse-export-") as folder:
         manifest = write_publication_files(publication, Path(folder), definitions)
-        result = _result(publication, manifest, None)
+        result = _result(publication, manifest, None, partner)
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
             for path in sorted(Path(folder).iterdir()):
@@ -357,8 +448,39 @@ def research_export_zip(
                 )
                 info.compress_type = zipfile.ZIP_DEFLATED
                 archive.writestr(info, path.read_bytes())
-    log_export(username, role, result.name, _log_detail(publication, manifest, "download"))
-    return ZippedExport(file_name=f"{result.name}.zip", data=buffer.getvalue(), result=result)
+    data = buffer.getvalue()
+    zipped = ZippedExport(
+        file_name=f"{result.name}.zip",
+        data=data,
+        result=result,
+        sha256=hashlib.sha256(data).hexdigest(),
+    )
+    detail = _log_detail(result, "download", zipped.file_name, zipped.sha256, len(data))
+    log_export(username, role, result.name, detail)
+    return zipped
+
+
+def record_download(zipped: ZippedExport, username: str, role: str) -> Release:
+    """`on_click` of the download button: the zip's bytes recorded as released to its
+    partner (refused, and logged as `denied`, if another release got there first), and
+    the access log's `download` entry."""
+    size = len(zipped.data)
+    release = _release(
+        zipped.result, "download", zipped.file_name, zipped.sha256, size, (username, role)
+    )
+    detail = _log_detail(zipped.result, "download", zipped.file_name, zipped.sha256, size)
+    access_store().log(username, role, "download", zipped.file_name, detail)
+    return release
+
+
+def record_view(
+    partner: str, grain: str, k: int, start: date, end: date, username: str, role: str
+) -> Release:
+    """Before the research page shows a partner's tables for [start, end] (the periods
+    covered): shown is released. Refused, and logged as `denied`, as a file would be."""
+    return release_register().record(
+        partner, grain, k, start, end, username=username, role=role, channel="view"
+    )
 
 
 def read_manifest(folder: Path) -> dict:

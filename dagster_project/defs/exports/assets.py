@@ -5,19 +5,22 @@ from datetime import date
 
 import dagster as dg
 
+from ocse.access import release_register
 from ocse.exports.periods import last_complete_month
 from ocse.exports.research import export_name, write_research_export
 from ocse.settings import get_settings
 
 
 class ResearchExportConfig(dg.Config):
-    """The period (ISO dates, inclusive; default: the last complete month), the grain
-    (week or month) and the disclosure threshold k (default OCSE_DISCLOSURE_K, never
-    below 5)."""
+    """The research partner of the release register (`ocse releases list`), the period (ISO
+    dates, inclusive; default: the last complete month), the grain (week or month; default
+    the partner's, when it has one) and the disclosure threshold k (default the partner's
+    registered k, never below it)."""
 
+    partner: str
     start: str | None = None
     end: str | None = None
-    grain: str = "month"
+    grain: str | None = None
     k: int | None = None
 
 
@@ -30,8 +33,9 @@ class ResearchExportConfig(dg.Config):
 def research_export(context: dg.AssetExecutionContext, config: ResearchExportConfig):
     """Anonymised research export under disclosure control (counts below k withheld, with
     complementary suppression), read from the serving snapshot: CSV and Parquet tables, a
-    data dictionary and a manifest, written atomically under OCSE_EXPORT_DIR and recorded
-    in the access log."""
+    data dictionary and a manifest, written atomically under OCSE_EXPORT_DIR, for a partner
+    of the release register and within its rules, recorded in the register and the access
+    log."""
     settings = get_settings()
     if config.start or config.end:
         if not (config.start and config.end):
@@ -40,14 +44,15 @@ def research_export(context: dg.AssetExecutionContext, config: ResearchExportCon
     else:
         month = last_complete_month(date.today())
         start, end = month.start, month.end
-    k = config.k if config.k is not None else settings.disclosure_k
-    out_dir = settings.export_dir / export_name(start, end, config.grain, k)
+    grain, k = release_register(settings).terms(config.partner, config.grain, config.k)
+    out_dir = settings.export_dir / export_name(start, end, grain, k)
     result = write_research_export(
         settings.serving,
         start,
         end,
         out_dir,
-        grain=config.grain,
+        partner=config.partner,
+        grain=grain,
         k=k,
         username=f"dagster:{context.run.run_id[:8]}",
         role="pipeline",
