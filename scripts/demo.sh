@@ -102,6 +102,10 @@ fi
 while read -r role password; do
   OCSE_NEW_PASSWORD="$password" $RUN ocse users add "$role" --role "$role" --replace >/dev/null
 done <"$ACCOUNTS"
+# The demo's research partner (the release register decides grain and k, not the researcher).
+$RUN ocse releases set demo-partner --grain week --grain month --k 10 >/dev/null
+$RUN ocse releases unassign researcher >/dev/null 2>&1 || true
+$RUN ocse releases assign researcher demo-partner >/dev/null
 
 echo "==> Running the pipeline once (from empty: a few minutes on 2 cores)"
 $RUN ocse run

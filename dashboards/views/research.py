@@ -20,10 +20,12 @@ from dashboards import mart_queries as mq
 from dashboards.components import open_page
 from dashboards.labels import DETECTION_METHODS, label
 from dashboards.settings import get_dashboard_settings
+from ocse.access import ReleaseRefused, release_register
 from ocse.exports.publication import ExportError
 from ocse.exports.research import (
-    RESEARCH_GRAINS,
     build_research_publication,
+    record_download,
+    record_view,
     research_export_zip,
 )
 from ocse.serving import open_snapshot
@@ -96,6 +98,10 @@ TEXT = {
         "k_help": "Counts below k are withheld, with further cells withheld so that none "
         "can be worked out from totals. Never below 5.",
         "periods": "Periods",
+        "partner": "Research partner",
+        "no_partner": "Your account is not registered to a research partner, so no release "
+        "is open to it. The data steward registers partners and their members: "
+        "`ocse releases assign USERNAME PARTNER`.",
         "periods_help": "Whole weeks or months with data, up to the last complete one before "
         "the data's as-of day.",
         "no_periods": "The data holds no complete {grain} yet (it starts {first}).",
@@ -128,6 +134,9 @@ TEXT = {
         "k": "阈值 k",
         "k_help": "小于 k 的计数被隐藏，并隐藏其他必要单元格，使其无法由合计推算。不低于 5。",
         "periods": "时段",
+        "partner": "研究合作方",
+        "no_partner": "您的账号尚未登记到任何研究合作方，因此没有可发布的数据。"
+        "数据管理员负责登记合作方及其成员：`ocse releases assign USERNAME PARTNER`。",
         "periods_help": "有数据的整周或整月，截至数据截至日前最后一个完整周期。",
         "no_periods": "数据中尚无完整的{grain}（数据始于 {first}）。",
         "summary": "{tables} 张表，{periods} 至 {end}，k = {k}：{cells} 个单元格中隐藏 "
@@ -207,18 +216,37 @@ text = ctx.text
 settings = get_dashboard_settings()
 as_of_day = (ctx.info.as_of.date() if ctx.info.as_of else date.today()) - timedelta(days=1)
 
+# What may be released is the data steward's decision (the release register, `ocse releases`):
+# a researcher gets their partner's grains and k; an administrator previews any partner's.
+register = release_register(settings)
+if ctx.viewer.role == "researcher":
+    partner = register.partner_of(ctx.viewer.username)
+else:
+    partners = register.partners()
+    partner = (
+        st.selectbox(
+            text["partner"], partners, format_func=lambda p: p.name, key="research_partner"
+        )
+        if partners
+        else None
+    )
+if partner is None:
+    auth.log_refusal("release", "research", {"reason": "no_partner"})
+    st.info(text["no_partner"], icon=":material/how_to_reg:")
+    st.stop()
+
 bounds = mq.data_days(ctx.snapshot)
 columns = st.columns([1, 3, 1])
 with columns[0]:
     grain = (
         st.segmented_control(
             text["grain"],
-            options=list(RESEARCH_GRAINS),
-            default="month",
+            options=list(partner.grains),
+            default="month" if "month" in partner.grains else partner.grains[0],
             format_func=text["grains"].__getitem__,
             key="research_grain",
         )
-        or "month"
+        or partner.grains[0]
     )
 # Only whole periods the data covers: a period before the data starts would publish a wall
 # of withheld zeros, and a partial one a count that is not the period's.
@@ -250,7 +278,7 @@ with columns[2]:
         text["k"],
         min_value=5,
         max_value=1000,
-        value=max(5, settings.disclosure_k),
+        value=partner.k,
         step=1,
         help=text["k_help"],
         key="research_k",
@@ -283,6 +311,11 @@ def protected_tables(
     return frames, counts
 
 
+try:
+    record_view(partner.name, grain, int(k), start, end, ctx.viewer.username, ctx.viewer.role)
+except ReleaseRefused as refused:  # logged as denied by the register
+    st.error(str(refused), icon=":material/block:")
+    st.stop()
 result = protected_tables(tuple(ctx.snapshot), ctx.viewer.role, start, end, grain, int(k))
 if isinstance(result, str):
     st.warning(result, icon=":material/info:")
@@ -327,6 +360,7 @@ if st.button(text["prepare"], icon=":material/inventory_2:", key="research_prepa
         Path(ctx.snapshot.path),
         start,
         end,
+        partner=partner.name,
         grain=grain,
         k=int(k),
         username=ctx.viewer.username,
@@ -334,6 +368,10 @@ if st.button(text["prepare"], icon=":material/inventory_2:", key="research_prepa
     )
     st.session_state["research_zip"] = zipped
 zipped = st.session_state.get("research_zip")
+# A zip prepared for other choices is not offered for these (it would be logged as them).
+if zipped is not None and (zipped.partner, zipped.grain, zipped.k) != (partner.name, grain, k):
+    st.session_state.pop("research_zip")
+    zipped = None
 if zipped is not None:
     st.caption(text["prepared"].format(files=len(zipped.result.files) + 1))
     st.download_button(
@@ -342,11 +380,8 @@ if zipped is not None:
         file_name=zipped.file_name,
         mime="application/zip",
         icon=":material/download:",
-        on_click=auth.log_download,
-        args=(
-            ctx.viewer,
-            zipped.file_name,
-            {"from": str(start), "to": str(end), "grain": grain, "k": int(k)},
-        ),
+        # The release and its sha256 are recorded from the zip itself (what the bytes are).
+        on_click=record_download,
+        args=(zipped, ctx.viewer.username, ctx.viewer.role),
         key="research_download",
     )
