@@ -163,10 +163,11 @@ def current_user(*, touch: bool = False) -> SessionUser | None:
     session = store_.resolve(cookie, touch=action)
     if session is None:
         ended = store_.ended(cookie)
+        forged = store_.is_forged(cookie)
         st.session_state[_NOTICE_KEY] = (ended.end_reason if ended else None) or (
-            "forged" if store_.is_forged(cookie) else "expired"
+            "forged" if forged else "expired"
         )
-        if store_.is_forged(cookie) and not st.session_state.get("ocse_forged_logged"):
+        if forged and not st.session_state.get("ocse_forged_logged"):
             store().log("-", "none", "denied", "session", {"reason": "forged_cookie"})
             st.session_state["ocse_forged_logged"] = True
         st.session_state.pop(SESSION_KEY, None)

@@ -633,6 +633,16 @@ def victim_support(snapshot: SnapshotIdentity, period: Period, tz: str) -> pd.Da
 def open_clocks(snapshot: SnapshotIdentity, clocks: tuple[str, ...]) -> pd.DataFrame:
     """Running clocks past 75% of target, worst first. Operations and admin only."""
     _require_individuals()
+    return _open_clocks(snapshot, clocks)
+
+
+def open_clocks_display(snapshot: SnapshotIdentity, clocks: tuple[str, ...]) -> pd.DataFrame:
+    """The queue of `open_clocks` without the subject ids, for a wall display: which clock,
+    category, how late; nothing that identifies content, a report or a case."""
+    return _open_clocks(snapshot, clocks).drop(columns=["subject_id"])
+
+
+def _open_clocks(snapshot: SnapshotIdentity, clocks: tuple[str, ...]) -> pd.DataFrame:
     return _query(
         snapshot,
         """
@@ -645,26 +655,6 @@ def open_clocks(snapshot: SnapshotIdentity, clocks: tuple[str, ...]) -> pd.DataF
         where list_contains(?, b.clock)
         order by (b.status = 'breach') desc, b.elapsed_minutes / b.target_minutes desc,
             b.subject_id
-        """,
-        [list(clocks)],
-    )
-
-
-def open_clocks_display(snapshot: SnapshotIdentity, clocks: tuple[str, ...]) -> pd.DataFrame:
-    """The queue of `open_clocks` without the subject ids, for a wall display: which clock,
-    category, how late; nothing that identifies content, a report or a case."""
-    return _query(
-        snapshot,
-        """
-        select b.clock, b.category_code, b.status, b.clock_started_at, b.deadline_at,
-            b.target_minutes, b.elapsed_minutes,
-            b.elapsed_minutes / b.target_minutes as used_share,
-            coalesce(c.is_csam, false) as is_csam
-        from marts.fct_open_sla_breaches as b
-        left join marts.dim_categories as c on b.category_code = c.category_code
-        where list_contains(?, b.clock)
-        order by (b.status = 'breach') desc, b.elapsed_minutes / b.target_minutes desc,
-            b.deadline_at
         """,
         [list(clocks)],
     )

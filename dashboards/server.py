@@ -19,6 +19,7 @@ machines through a reverse proxy with TLS.
 
 from __future__ import annotations
 
+import functools
 import html
 import secrets
 from pathlib import Path
@@ -173,7 +174,9 @@ def _signin_form(request, lang, target, *, notice=None, status=200, username="",
     return response
 
 
+@functools.cache
 def _oidc_configured() -> bool:
+    # Read once: Streamlit reads its [auth] section at start-up too (a change needs a restart).
     secrets_file = APP_SCRIPT.parent / ".streamlit" / "secrets.toml"
     return secrets_file.exists() and "[auth" in secrets_file.read_text(encoding="utf-8")
 

@@ -124,22 +124,24 @@ class SessionStore:
         self.access = access
         self.limits = limits
         self.secret_file = Path(secret_file or access.path.with_name("session.secret"))
+        self._key: bytes | None = None
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        self.access.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.access.path, timeout=30, isolation_level=None)
-        try:
-            conn.execute("pragma journal_mode=wal")
+        # the access store's connection (same file, WAL, its accounts and log), and ours
+        with self.access._connect() as conn:
             conn.executescript(_SCHEMA)
             yield conn
-        finally:
-            conn.close()
 
     # --- the signing key -------------------------------------------------------------------
 
     def _secret(self) -> bytes:
-        """The HMAC key: created once (mode 600, never in git), then read."""
+        """The HMAC key: created once (mode 600, never in git), then read (once per store)."""
+        if self._key is None:
+            self._key = self._read_or_create_secret()
+        return self._key
+
+    def _read_or_create_secret(self) -> bytes:
         try:
             return bytes.fromhex(self.secret_file.read_text().strip())
         except FileNotFoundError:
