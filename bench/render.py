@@ -13,13 +13,15 @@ the page's URL, the app's script state is `notRunning`, there is no status widge
 page has an h1; an `stException` on the page is an error of that sample.
 
 Samples per page: the first cold (Streamlit's function caches cleared just before, with its
-own "Clear caches" command, sent from a second tab that never signs in, since the command also
+own "Clear caches" command, sent from a second tab of the same browser, since the command also
 empties the sending session's state; the server runs with `--client.toolbarMode=developer`
 for it, the only option that differs from the deployment's), the others warm. Each view is a
 navigation from another page: rounds over the role's pages in the menu's order. Clearing the
 caches before a page's cold view empties those of the pages before it too, so one round that
-is not timed fills them again before the warm rounds. A browser reload would not do: it
-starts a new Streamlit session, which is signed out.
+is not timed fills them again before the warm rounds. A role with one page (the wall
+display's `display`: Streamlit shows no menu then) is measured by reloading it, which is how
+a display refreshes: a new Streamlit session that the sign-in cookie keeps signed in.
+Between roles the tab signs out (`/ocse/signout`), so each role signs in on the form.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ _STATE = """(() => {
     h1: document.querySelector('h1') !== null,
     exception: document.querySelector('[data-testid="stException"]') !== null,
     dialog: document.querySelector('[role="dialog"]') !== null,
+    fresh: window.__benchOldDocument === undefined,
   };
 })()"""
 
@@ -169,22 +172,33 @@ class RenderTimer:
         return self.browser.evaluate(_STATE) or {}
 
     def sign_in(self, username: str, password: str, pages: list[str]) -> None:
+        """Sign out whoever was signed in, then sign in on the form as `username`; the
+        cleaning tab (same browser, same cookie) then opens the app too, as that user."""
         from tests.browser import sign_in_with_password
 
+        self.browser.call("Page.navigate", url=self.url + "ocse/signout")
+        self.browser.wait_for("document.querySelector('input[type=password]') !== null")
         sign_in_with_password(self.browser, self.url, username, password)
-        self.browser.wait_for(
-            f"({_MENU_LINKS}).length >= {len(pages)}", self.timeout, poll=POLL_SECONDS
-        )
-        self.paths = page_paths(self.browser.evaluate(_MENU_LINKS), pages)
+        if len(pages) == 1:
+            self._wait(lambda s: s.get("script") == "notRunning" and bool(s.get("h1")))
+            self.paths = {pages[0]: self.state()["path"]}
+        else:
+            self.browser.wait_for(
+                f"({_MENU_LINKS}).length >= {len(pages)}", self.timeout, poll=POLL_SECONDS
+            )
+            self.paths = page_paths(self.browser.evaluate(_MENU_LINKS), pages)
         missing = [p for p in pages if p not in self.paths]
         if missing:
             raise RuntimeError(f"no menu link for {missing}")
         self._wait(lambda s: s.get("script") == "notRunning" and not s.get("status"))
+        self.cleaner.call("Page.navigate", url=self.url)
+        self.cleaner.wait_for(_SCRIPT_DONE, self.timeout, poll=POLL_SECONDS)
+        self.browser.call("Page.bringToFront")
 
     def clear_caches(self) -> None:
         """Streamlit's "Clear caches" (hotkey c, then the dialog's button), sent from the
         other tab: the caches are the server's, but the command also empties the session
-        state of the tab that sends it, which would sign this one out."""
+        state (filters, language) of the tab that sends it."""
         clear_caches(self.cleaner, self.timeout)
         self.browser.call("Page.bringToFront")
 
@@ -193,17 +207,24 @@ class RenderTimer:
         return next((page for page, p in self.paths.items() if p == path), None)
 
     def open(self, page: str) -> float:
-        """Click the page's menu link; milliseconds until the page is drawn."""
+        """Click the page's menu link (a role with one page: reload it); milliseconds until
+        the page is drawn."""
         path = self.paths[page]
         link = json.dumps(path)
-        started = time.perf_counter()
-        clicked = self.browser.evaluate(
-            f'(() => {{ const a = [...document.querySelectorAll(\'[data-testid="stSidebarNav"] '
-            f"a')].find(a => new URL(a.href).pathname === {link}); "
-            "if (a) { a.click(); return true; } return false; })()"
-        )
-        if not clicked:
-            raise RuntimeError(f"no menu link to {path}")
+        if len(self.paths) == 1:
+            self.browser.evaluate("window.__benchOldDocument = true")
+            started = time.perf_counter()
+            self.browser.call("Page.reload")
+            self._wait(lambda s: s.get("fresh"))  # the old document is gone
+        else:
+            started = time.perf_counter()
+            clicked = self.browser.evaluate(
+                f'(() => {{ const a = [...document.querySelectorAll(\'[data-testid="stSidebarNav"] '
+                f"a')].find(a => new URL(a.href).pathname === {link}); "
+                "if (a) { a.click(); return true; } return false; })()"
+            )
+            if not clicked:
+                raise RuntimeError(f"no menu link to {path}")
         state = self._wait(lambda s: drawn(s, path) or (s.get("exception") and s["path"] == path))
         elapsed = (time.perf_counter() - started) * 1000
         if state.get("exception"):
@@ -248,14 +269,14 @@ def _measure_role(
     """Rounds over the role's pages in menu order: round 0 with the caches cleared before
     each page (which also empties the caches of the pages before it), then one round not
     timed that fills every page's caches again, then the warm rounds."""
-    if timer.current() == pages[0]:
+    if timer.current() == pages[0] and len(pages) > 1:
         timer.open(pages[-1])  # the first page must be reached from another one
     for sample in [0, None, *range(1, samples)]:  # None: the round that warms the caches
         for page in pages:
             if sample != 0 and not times[page]:
                 continue  # its cold view failed
-            if timer.current() == page:  # a neighbour was left out: step aside
-                others = [p for p in pages if p != page]
+            others = [p for p in pages if p != page]
+            if timer.current() == page and others:  # a neighbour was left out: step aside
                 # an exception on the page stepped to: the tab is there all the same
                 with contextlib.suppress(RuntimeError):
                     timer.open(next((p for p in others if times[p]), others[0]))
@@ -294,7 +315,6 @@ def first_render(
             chromium_tab(work / "chromium-profile", recv_timeout=timeout + 30) as browser,
             another_tab(browser) as cleaner,
         ):
-            cleaner.call("Page.navigate", url=url)  # a session of its own, never signed in
             for role in ROLES:
                 pages = pages_for(role)
                 times[role] = {page: [] for page in pages}

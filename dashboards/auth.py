@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import hashlib
+import html
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
@@ -332,8 +333,20 @@ def user_box(user: SessionUser) -> None:
         st.button(text["sign_out"], on_click=sign_out, icon=":material/logout:", key="sign_out")
         return
     # A link, not a button: the sign-out route clears the HttpOnly cookie, which no script
-    # can. The session itself is ended server-side by that route.
-    st.link_button(text["sign_out"], f"{SIGNOUT_PATH}?lang={language()}", icon=":material/logout:")
+    # can. The session itself is ended server-side by that route. Not `st.link_button`: it
+    # always opens a new tab, which would leave this one on screen. The label is our own
+    # fixed text, never data, so the HTML is safe.
+    st.markdown(
+        f'<a id="ocse-sign-out" href="{SIGNOUT_PATH}?lang={language()}" target="_self" '
+        f'style="{_SIGN_OUT_STYLE}">{html.escape(text["sign_out"])}</a>',
+        unsafe_allow_html=True,
+    )
+
+
+_SIGN_OUT_STYLE = (
+    "display:inline-block;padding:0.25rem 0.75rem;border:1px solid rgba(49,51,63,0.2);"
+    "border-radius:0.5rem;color:inherit;text-decoration:none;font-size:0.875rem"
+)
 
 
 def _md_escape(value: str) -> str:

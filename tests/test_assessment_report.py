@@ -86,7 +86,14 @@ def _sets(conn):
 def expected(conn, table: str, period: str, group: str, measure: str):
     """The same number, straight from the marts (written independently of the report)."""
     sets = _sets(conn)
-    start, end = ("2025-01-01", "2025-03-31") if period == "2025Q1" else _quarter_dates(period)
+    # data quality's second scope is every file up to T, labelled "<first day>/<last day>"
+    # (no dates: the query takes all); every other period is a quarter such as "2024Q4"
+    if "/" in period:
+        start = end = None
+    elif period == "2025Q1":
+        start, end = "2025-01-01", "2025-03-31"
+    else:
+        start, end = _quarter_dates(period)
     if table == "takedown_sla":
         cats = sets[group]
         counts = dict(
@@ -197,6 +204,7 @@ def expected(conn, table: str, period: str, group: str, measure: str):
 
 
 def _quarter_dates(label: str) -> tuple[str, str]:
+    assert len(label) == 6 and label[4] == "Q" and label[5] in "1234", label
     year, q = int(label[:4]), int(label[-1])
     ends = {1: "03-31", 2: "06-30", 3: "09-30", 4: "12-31"}
     return f"{year}-{3 * q - 2:02d}-01", f"{year}-{ends[q]}"

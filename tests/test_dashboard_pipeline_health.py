@@ -8,10 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
-import sys
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,12 +17,12 @@ import duckdb
 import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
-from websockets.sync.client import connect as ws_connect
 
 from dashboards import charts, queries
 from dashboards.formatting import format_age, format_rate
 from ocse.access import AccessStore
-from tests.dashboard_world import Browser, free_port, sign_in, wait_for_http
+from tests.browser import chromium_path, chromium_tab, sign_in_with_password, start_dashboard
+from tests.dashboard_world import Browser, sign_in
 
 APP = Path(__file__).resolve().parent.parent / "dashboards" / "app.py"
 TZ = "Asia/Shanghai"
@@ -559,38 +555,15 @@ def test_format_age_reads_at_a_glance() -> None:
 
 @pytest.fixture
 def browser(tmp_path: Path):
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
+    if chromium_path() is None:
         pytest.skip("Chromium is not installed (scripts/test.sh installs it)")
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            chromium,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--window-size=1400,1800",
-            f"--user-data-dir={tmp_path / 'chromium-profile'}",
-            f"--remote-debugging-port={port}",
-            "about:blank",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        targets = json.loads(wait_for_http(f"http://127.0.0.1:{port}/json", 30))
-        page = next(t for t in targets if t["type"] == "page")
-        with ws_connect(page["webSocketDebuggerUrl"], max_size=None) as devtools:
-            yield Browser(devtools, recv_timeout=30, wait_timeout=60)
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    with chromium_tab(tmp_path / "chromium-profile", window_size="1400,1800") as tab:
+        yield tab
 
 
 @pytest.fixture
 def served_hostile_snapshot(tmp_path: Path):
-    """`streamlit run dashboards/app.py` on a snapshot whose values try to be HTML."""
+    """`ocse dashboard` (dashboards/server.py) on a snapshot whose values try to be HTML."""
     ledger = [
         *standard_ledger(),
         LedgerFile(
@@ -609,28 +582,10 @@ def served_hostile_snapshot(tmp_path: Path):
     ]
     path = build_snapshot(tmp_path / "serving.duckdb", ledger, quarantine, run_id=XSS_PAYLOAD)
     AccessStore(Path(os.environ["OCSE_ACCESS_DB"])).add_user("ops.one", "operations", OPS_PW)
-    port = free_port()
-    env = {**os.environ, "OCSE_SERVING": str(path)}
-    env.pop("OCSE_FRESHNESS_WARN_MINUTES", None)
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            str(APP),
-            "--server.headless=true",
-            f"--server.port={port}",
-            "--server.address=127.0.0.1",
-            "--browser.gatherUsageStats=false",
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    env = {"OCSE_SERVING": str(path)}
+    server, url = start_dashboard(env, timeout=60)
     try:
-        wait_for_http(f"http://127.0.0.1:{port}/_stcore/health", 60)
-        yield f"http://127.0.0.1:{port}/"
+        yield url
     finally:
         server.terminate()
         server.wait(timeout=15)
@@ -641,15 +596,7 @@ def test_page_renders_in_a_real_browser_and_no_value_runs_as_html(
 ) -> None:
     """What the operator's browser shows: the KPIs, no error box, and data that looks like
     HTML shown as text (the sidebar's run id and the feed filter are plain DOM text)."""
-    browser.call("Page.navigate", url=served_hostile_snapshot)
-    browser.wait_for("document.querySelector('input[type=password]') !== null")
-    time.sleep(1.5)
-    for selector, value in (("input[type=text]", "ops.one"), ("input[type=password]", OPS_PW)):
-        browser.evaluate(f"document.querySelector('{selector}').focus()")
-        browser.call("Input.insertText", text=value)
-    browser.evaluate(
-        "[...document.querySelectorAll('button')].find(b => b.innerText === 'Sign in').click()"
-    )
+    sign_in_with_password(browser, served_hostile_snapshot, "ops.one", OPS_PW)
     browser.wait_for("document.querySelector('a[href$=\"/pipeline_health\"]') !== null")
     browser.evaluate("document.querySelector('a[href$=\"/pipeline_health\"]').click()")
     browser.wait_for(
