@@ -9,7 +9,7 @@ first query (`auth.require_page`), so a page reached any other way is refused to
 import streamlit as st
 
 from dashboards import auth, frame
-from dashboards.i18n import language_switch, words
+from dashboards.i18n import language_from_url, language_switch, words
 from ocse.access import may_view
 
 st.set_page_config(
@@ -75,6 +75,7 @@ PAGES = (
     ("section_about", "access_log", "views/access_log.py", ":material/history:"),
 )
 
+language_from_url()  # before any text is chosen
 text = words(NAV_TEXT)
 frame.require_valid_settings()
 

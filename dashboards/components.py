@@ -11,7 +11,7 @@ from datetime import date, timedelta
 import pandas as pd
 import streamlit as st
 
-from dashboards import auth, frame, mart_queries, queries
+from dashboards import auth, deep_links, frame, mart_queries, queries
 from dashboards.formatting import format_count, format_duration, format_rate, format_timestamp
 from dashboards.i18n import category_label, words
 
@@ -99,6 +99,7 @@ class PageContext:
 def open_page(page_id: str, page_text: Mapping, tables: tuple[str, ...]) -> PageContext:
     """The guard first (nothing is queried for a refused role), then the snapshot."""
     viewer = auth.require_page(page_id)
+    deep_links.enter(page_id)  # a page just entered restores its filters from the URL
     snapshot = frame.require_snapshot()
     frame.require_tables(snapshot, ("dim_categories", *tables))
     info = frame.snapshot_info_or_stop(snapshot)
@@ -138,16 +139,6 @@ def comparison_period(
     return period.previous()
 
 
-def _kept(name: str, default: object) -> object:
-    return st.session_state.get(f"ocse_keep_{name}", default)
-
-
-def _keep(name: str) -> None:
-    # Widget state is dropped when a page without the widget runs; the choice is kept
-    # under a key of its own so every page opens with the period chosen on the last.
-    st.session_state[f"ocse_keep_{name}"] = st.session_state[f"filter_{name}"]
-
-
 def period_filter(ctx: PageContext, *, with_categories: bool = True) -> mart_queries.Period:
     """Preset or custom range (bounded by the data), comparison, categories. The returned
     period's `comparison` is None when the data does not cover the comparison period.
@@ -160,58 +151,72 @@ def period_filter(ctx: PageContext, *, with_categories: bool = True) -> mart_que
     data_first, last = bounds
     columns = st.columns([1, 1, 1, 2] if with_categories else [1, 1, 1])
     presets: dict = text["presets"]
+    # Each filter: restored on entering the page (from the URL, else the last page's
+    # choice), and written back to the URL (`deep_links`).
     with columns[0]:
-        kept = _kept("preset", DEFAULT_PRESET)
+        restored = deep_links.restore(
+            "filter_preset", "period", deep_links.one_of(PRESETS), carry=True
+        )
         preset = st.selectbox(
             text["filter_period"],
             options=list(PRESETS),
-            index=PRESETS.index(kept) if kept in PRESETS else PRESETS.index(DEFAULT_PRESET),
+            index=0 if restored else PRESETS.index(DEFAULT_PRESET),
             format_func=presets.__getitem__,
             key="filter_preset",
-            on_change=_keep,
-            args=("preset",),
             help=text["filter_period_help"].format(tz=ctx.tz),
         )
+    deep_links.publish("filter_preset", "period", preset, DEFAULT_PRESET, carry=True)
+    default_range = preset_period(DEFAULT_PRESET, last)
     if preset == "custom":
-        default_range = _kept("period", preset_period(DEFAULT_PRESET, last))
+        low = data_first - timedelta(days=366)
         with columns[1]:
+            value = deep_links.initial(
+                "filter_dates", "dates", deep_links.date_range(low, last), default_range
+            )
             chosen = st.date_input(
                 text["filter_dates"],
-                value=default_range,
-                min_value=data_first - timedelta(days=366),
+                value=value,
+                min_value=low,
                 max_value=last,
-                key="filter_period",
-                on_change=_keep,
-                args=("period",),
+                key="filter_dates",
             )
-        start, end = _date_range(chosen, *preset_period(DEFAULT_PRESET, last))
+        start, end = _date_range(chosen, *default_range)
+        deep_links.publish(
+            "filter_dates", "dates", (start, end), None, deep_links.format_range, carry=True
+        )
     else:
         start, end = preset_period(preset, last)
+        deep_links.publish("filter_dates", "dates", None, None)
     compares: dict = text["compare"]
     with columns[2]:
-        kept = _kept("compare", "previous")
+        restored = deep_links.restore(
+            "filter_compare", "compare", deep_links.one_of(COMPARISONS), carry=True
+        )
         compare = st.selectbox(
             text["filter_compare"],
             options=list(COMPARISONS),
-            index=COMPARISONS.index(kept) if kept in COMPARISONS else 0,
+            index=0,
             format_func=compares.__getitem__,
             key="filter_compare",
-            on_change=_keep,
-            args=("compare",),
         )
+    deep_links.publish("filter_compare", "compare", compare, COMPARISONS[0], carry=True)
     codes = list(ctx.labels)
     if with_categories:
         with columns[3]:
+            restored = deep_links.restore(
+                "filter_categories", "categories", deep_links.some_of(codes), carry=True
+            )
             picked = st.multiselect(
                 text["filter_categories"],
                 options=codes,
-                default=[c for c in _kept("categories", []) if c in ctx.labels],
+                default=None,
                 format_func=ctx.category,
                 placeholder=text["all_categories"],
                 key="filter_categories",
-                on_change=_keep,
-                args=("categories",),
             )
+        deep_links.publish(
+            "filter_categories", "categories", picked, [], deep_links.join, carry=True
+        )
         codes = [code for code in picked if code in ctx.labels] or codes
     period = mart_queries.Period(start, end, tuple(codes))
     against = comparison_period(period, preset, compare)

@@ -35,8 +35,16 @@ def words(table: Mapping[str, Mapping[str, object]]) -> Mapping[str, object]:
     return table.get(language()) or table[DEFAULT_LANGUAGE]
 
 
+def language_from_url() -> None:
+    """First thing of a new session: the language the URL names (`?lang=zh`), so a reload,
+    a bookmark and the sign-in form (which passes it on) keep it."""
+    if _KEY not in st.session_state and st.query_params.get("lang") in LANGUAGES:
+        set_language(st.query_params["lang"])
+
+
 def language_switch() -> None:
-    """Sidebar control; the choice lives in the session."""
+    """Sidebar control; the choice lives in the session and in the URL."""
+    language_from_url()
     current = language()
     choice = st.segmented_control(
         "Language / 语言",
@@ -49,6 +57,12 @@ def language_switch() -> None:
     if choice and choice != current:
         set_language(choice)
         st.rerun()
+    # every run: Streamlit clears the query string on a page switch
+    if current == DEFAULT_LANGUAGE:
+        if "lang" in st.query_params:
+            del st.query_params["lang"]
+    elif st.query_params.get("lang") != current:
+        st.query_params["lang"] = current
 
 
 def category_label(labels: Mapping[str, tuple[str, str]], code: str | None) -> str:

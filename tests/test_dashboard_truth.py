@@ -395,9 +395,9 @@ def test_no_change_is_shown_against_a_period_the_data_does_not_cover(world, con)
 
 
 def test_the_chosen_period_is_the_same_on_every_page(world) -> None:
-    at = run_page("overview", "leadership", state={"ocse_keep_preset": "7d"})
+    at = run_page("overview", "leadership", state={"ocse_keep_filter_preset": "7d"})
     assert at.selectbox(key="filter_preset").value == "7d"
-    at = run_page("cases", "leadership", state={"ocse_keep_preset": "90d"})
+    at = run_page("cases", "leadership", state={"ocse_keep_filter_preset": "90d"})
     assert at.selectbox(key="filter_preset").value == "90d"
 
 
@@ -418,8 +418,8 @@ def test_presets_name_whole_months_quarters_and_years() -> None:
 def test_the_spike_test_says_when_it_cannot_judge(world, con) -> None:
     first_day, _ = data_bounds(con)
     state = {
-        "ocse_keep_preset": "custom",
-        "ocse_keep_period": (first_day, first_day + timedelta(days=20)),
+        "ocse_keep_filter_preset": "custom",
+        "ocse_keep_filter_dates": (first_day, first_day + timedelta(days=20)),
     }
     at = run_page("trends", "assessor", state=state)
     notes = " ".join(i.value for i in at.info)

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import streamlit as st
 
+from dashboards import deep_links, metric_charts
 from dashboards import mart_queries as mq
-from dashboards import metric_charts
 from dashboards.components import (
     CHART_CONFIG,
     count_or_dash,
@@ -187,14 +187,18 @@ if not ctx.viewer.sees_individuals:
 
 st.caption(text["list_caption"])
 left, middle, right = st.columns([2, 2, 1])
+# tiers and page are in the URL; the search is not (it can name an account, and URLs end
+# up in browser history and proxy logs)
+restored = deep_links.restore("offenders_tiers", "tiers", deep_links.some_of(["black", "grey"]))
 with left:
     shown_tiers = st.multiselect(
         text["show_tiers"],
         options=["black", "grey"],
-        default=["black", "grey"],
+        default=None if restored else ["black", "grey"],
         format_func=tier_names.__getitem__,
         key="offenders_tiers",
     )
+deep_links.publish("offenders_tiers", "tiers", shown_tiers, ["black", "grey"], deep_links.join)
 with middle:
     search = st.text_input(
         text["search"], key="offenders_search", max_chars=200, help=text["search_help"]
@@ -202,11 +206,18 @@ with middle:
 tiers = tuple(shown_tiers) or ("black", "grey")
 total = mq.repeat_offender_count(ctx.snapshot, tiers, search)
 pages = max(1, -(-total // PAGE_SIZE))
+restored = deep_links.restore("offenders_page", "page", deep_links.integer(1, pages))
 with right:
     page = st.number_input(
-        text["page"], min_value=1, max_value=pages, value=1, step=1, key="offenders_page"
+        text["page"],
+        min_value=1,
+        max_value=pages,
+        value=None if restored else 1,
+        step=1,
+        key="offenders_page",
     )
-page = min(int(page), pages)
+page = min(int(page or 1), pages)
+deep_links.publish("offenders_page", "page", page, 1)
 offenders = mq.repeat_offenders(
     ctx.snapshot, tiers, search, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE
 )

@@ -20,6 +20,7 @@ import json
 import pandas as pd
 import streamlit as st
 
+from dashboards import deep_links
 from dashboards import mart_queries as mq
 from dashboards.components import count_or_dash, datetime_column, kpi, open_page, show_table
 from dashboards.formatting import format_duration, format_share_of_target
@@ -263,15 +264,19 @@ queue["severity"] = [
     )
 ]
 left, middle, right = st.columns([2, 2, 1])
+# the filters are in the URL (a bookmark of "my queue"); subject ids never are
+restored = deep_links.restore("queue_clocks", "clocks", deep_links.some_of(CLOCK_ORDER))
 with left:
     chosen = st.pills(
         text["filter"],
         options=list(CLOCK_ORDER),
         selection_mode="multi",
-        default=list(CLOCK_ORDER),
+        default=None if restored else list(CLOCK_ORDER),
         format_func=formatter(CLOCKS),
         key="queue_clocks",
     )
+deep_links.restore("queue_categories", "categories", deep_links.some_of(ctx.labels))
+deep_links.restore("queue_severity", "severity", deep_links.some_of(SEVERITIES))
 with middle:
     categories = st.multiselect(
         text["filter_categories"],
@@ -288,6 +293,9 @@ with right:
         placeholder=text["all"],
         key="queue_severity",
     )
+deep_links.publish("queue_clocks", "clocks", chosen, list(CLOCK_ORDER), deep_links.join)
+deep_links.publish("queue_categories", "categories", categories, [], deep_links.join)
+deep_links.publish("queue_severity", "severity", severities, [], deep_links.join)
 total = len(queue)
 shown = queue[
     queue["clock"].isin(chosen or CLOCK_ORDER)

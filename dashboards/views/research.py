@@ -10,12 +10,13 @@ access log by the export module, the download by this page.
 from __future__ import annotations
 
 from datetime import date, timedelta
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
-from dashboards import auth
+from dashboards import auth, deep_links
 from dashboards import mart_queries as mq
 from dashboards.components import open_page
 from dashboards.labels import DETECTION_METHODS, label
@@ -199,6 +200,15 @@ def below_k_cells(table) -> int:
 
 # The tables themselves come from ocse.exports.research (ocse/exports/sources.py), which
 # reads these marts.
+def _periods_from_url(choices: list[tuple[date, date]], raw: str):
+    """`2026-09-01_2026-11-30` -> the slider's (first period, last period), or None when the
+    dates are not the start and end of whole periods on offer."""
+    first, last = deep_links.date_range(choices[0][0], choices[-1][1])(raw) or (None, None)
+    starts = [p for p in choices if p[0] == first]
+    ends = [p for p in choices if p[1] == last]
+    return (starts[0], ends[0]) if starts and ends else None
+
+
 ctx = open_page(
     "research",
     TEXT,
@@ -223,6 +233,8 @@ if ctx.viewer.role == "researcher":
     partner = register.partner_of(ctx.viewer.username)
 else:
     partners = register.partners()
+    by_name = {p.name: p for p in partners}
+    deep_links.restore("research_partner", "partner", by_name.get)
     partner = (
         st.selectbox(
             text["partner"], partners, format_func=lambda p: p.name, key="research_partner"
@@ -230,6 +242,8 @@ else:
         if partners
         else None
     )
+    if partners:
+        deep_links.publish("research_partner", "partner", partner, partners[0], lambda p: p.name)
 if partner is None:
     auth.log_refusal("release", "research", {"reason": "no_partner"})
     st.info(text["no_partner"], icon=":material/how_to_reg:")
@@ -238,16 +252,21 @@ if partner is None:
 bounds = mq.data_days(ctx.snapshot)
 columns = st.columns([1, 3, 1])
 with columns[0]:
+    # Grain, periods and k are in the URL like every filter; a link that asks for what
+    # the register does not allow is refused below like a choice made on screen.
+    default_grain = "month" if "month" in partner.grains else partner.grains[0]
+    restored = deep_links.restore("research_grain", "grain", deep_links.one_of(partner.grains))
     grain = (
         st.segmented_control(
             text["grain"],
             options=list(partner.grains),
-            default="month" if "month" in partner.grains else partner.grains[0],
+            default=None if restored else default_grain,
             format_func=text["grains"].__getitem__,
             key="research_grain",
         )
         or partner.grains[0]
     )
+    deep_links.publish("research_grain", "grain", grain, default_grain)
 # Only whole periods the data covers: a period before the data starts would publish a wall
 # of withheld zeros, and a partial one a count that is not the period's.
 choices = whole_periods(bounds[0], as_of_day, grain) if bounds else []
@@ -264,25 +283,38 @@ with columns[1]:
         first_period = last_period = choices[0]
         st.caption(f"{text['periods']}: {choices[0][0]} – {choices[0][1]}")
     else:
+        restored = deep_links.restore(
+            f"research_periods_{grain}", "periods", partial(_periods_from_url, choices)
+        )
         first_period, last_period = st.select_slider(
             text["periods"],
             options=choices,
-            value=(choices[0], choices[-1]),
+            value=None if restored else (choices[0], choices[-1]),
             format_func=lambda p: f"{p[0]:%Y-%m-%d}" if grain == "week" else f"{p[0]:%Y-%m}",
             help=text["periods_help"],
             key=f"research_periods_{grain}",
         )
 start, end = first_period[0], last_period[1]
+deep_links.publish(
+    f"research_periods_{grain}",
+    "periods",
+    (start, end),
+    (choices[0][0], choices[-1][1]),
+    deep_links.format_range,
+)
 with columns[2]:
+    restored = deep_links.restore("research_k", "k", deep_links.integer(5, 1000))
     k = st.number_input(
         text["k"],
         min_value=5,
         max_value=1000,
-        value=partner.k,
+        value=None if restored else partner.k,
         step=1,
         help=text["k_help"],
         key="research_k",
     )
+    k = partner.k if k is None else int(k)
+deep_links.publish("research_k", "k", k, partner.k)
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
@@ -369,7 +401,11 @@ if st.button(text["prepare"], icon=":material/inventory_2:", key="research_prepa
     st.session_state["research_zip"] = zipped
 zipped = st.session_state.get("research_zip")
 # A zip prepared for other choices is not offered for these (it would be logged as them).
-if zipped is not None and (zipped.partner, zipped.grain, zipped.k) != (partner.name, grain, k):
+chosen = (partner.name, grain, k, (start, end))
+if (
+    zipped is not None
+    and (zipped.partner, zipped.grain, zipped.k, zipped.result.requested) != chosen
+):
     st.session_state.pop("research_zip")
     zipped = None
 if zipped is not None:

@@ -12,8 +12,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from dashboards import deep_links, metric_charts
 from dashboards import mart_queries as mq
-from dashboards import metric_charts
 from dashboards.components import (
     CHART_CONFIG,
     count_or_dash,
@@ -102,14 +102,16 @@ ctx = open_page(
 text = ctx.text
 clock_names: dict = text["clocks"]
 period = period_filter(ctx)
+restored = deep_links.restore("sla_grain", "grain", deep_links.one_of(mq.GRAINS))
 grain = st.segmented_control(
     text["grain"],
     options=list(mq.GRAINS),
     format_func=text["grains"].__getitem__,
-    default="week",
+    default=None if restored else "week",
     key="sla_grain",
 )
 grain = grain or "week"
+deep_links.publish("sla_grain", "grain", grain, "week")
 
 now = mq.sla_compliance_by_category(ctx.snapshot, period, ctx.tz)
 before = (
