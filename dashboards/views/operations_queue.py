@@ -45,7 +45,8 @@ TEXT = {
     "en": {
         "title": "Operations queue",
         "intro": "Clocks running now past 75% of their target, breaches first, then by share "
-        "of target used. Act from the top; select a row to open its subject.",
+        "of target used. Act from the top; select a row to open its subject (not on a wall "
+        "display).",
         "kpi_help": "{breach} breached, {near} near breach",
         "breached": "{count} breached",
         "filter": "Clocks",
@@ -100,7 +101,7 @@ TEXT = {
     "zh": {
         "title": "运营队列",
         "intro": "当前已用去时限 75% 以上的运行中时钟，超时优先，再按已用比例排序。"
-        "请从上往下处理；选择一行可打开其对象。",
+        "请从上往下处理；选择一行可打开其对象（展示屏上不可用）。",
         "kpi_help": "已超时 {breach}，临近超时 {near}",
         "breached": "已超时 {count}",
         "filter": "时钟",
