@@ -255,6 +255,14 @@ def _add_users(env: dict[str, str], password: str, roles) -> dict[str, str]:
             stdout=subprocess.DEVNULL,
         )
         users[role] = username
+    # The researcher's partner, as the data steward registers one: without it the research
+    # page only says that no release is registered, which is not the page to measure.
+    ocse = str(Path(sys.executable).parent / "ocse")
+    for args in (
+        ["releases", "set", "bench-partner", "--grain", "week", "--grain", "month", "--k", "10"],
+        ["releases", "assign", users["researcher"], "bench-partner"],
+    ):
+        subprocess.run([ocse, *args], env=env, check=True, stdout=subprocess.DEVNULL)
     return users
 
 

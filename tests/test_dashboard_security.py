@@ -163,6 +163,20 @@ def _mouse_click(browser: Browser, element: str) -> None:
         )
 
 
+def test_the_period_survives_a_page_without_it(server, tmp_path) -> None:
+    """Pipeline health has no period filter: coming back from it keeps the period."""
+    url, _ = server
+    with chromium_tab(tmp_path / "profile") as browser:
+        sign_in_with_password(browser, f"{url}sla?period=7d", "ops.one", PASSWORD)
+        _settled(browser)
+        for page in ("pipeline_health", "cases"):
+            browser.evaluate(f"document.querySelector('a[href$=\"/{page}\"]').click()")
+            browser.wait_for(f"location.pathname.endsWith('/{page}')")
+            _settled(browser)
+        browser.wait_for("new URL(location.href).searchParams.get('period') === '7d'")
+        assert "(7 days)" in _body(browser)
+
+
 def _cookie(browser: Browser, name: str) -> str | None:
     cookies = browser.call("Network.getAllCookies")["cookies"]
     return next((c["value"] for c in cookies if c["name"] == name), None)

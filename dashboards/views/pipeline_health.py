@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 import streamlit as st
 
-from dashboards import auth, charts, frame, queries
+from dashboards import auth, charts, deep_links, frame, queries
 from dashboards.formatting import (
     format_age,
     format_count,
@@ -547,6 +547,9 @@ def alert_channels(snapshot: queries.SnapshotIdentity, tz: str) -> None:
 def main() -> None:
     global TEXT, OUTCOME_LABELS
     auth.require_page("pipeline_health")
+    # its own filters are bound to the URL; entering it still tells the other pages that
+    # they are left, so the period is restored when one is entered again
+    deep_links.enter("pipeline_health")
     TEXT = words(TEXTS)
     OUTCOME_LABELS = words(OUTCOME_LABELS_BY_LANGUAGE)
     snapshot = frame.require_snapshot()
