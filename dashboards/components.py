@@ -189,9 +189,8 @@ def period_filter(ctx: PageContext, *, with_categories: bool = True) -> mart_que
         deep_links.publish("filter_dates", "dates", None, None)
     compares: dict = text["compare"]
     with columns[2]:
-        restored = deep_links.restore(
-            "filter_compare", "compare", deep_links.one_of(COMPARISONS), carry=True
-        )
+        # index 0 is also the default, so a restored value needs no other index
+        deep_links.restore("filter_compare", "compare", deep_links.one_of(COMPARISONS), carry=True)
         compare = st.selectbox(
             text["filter_compare"],
             options=list(COMPARISONS),
@@ -203,7 +202,7 @@ def period_filter(ctx: PageContext, *, with_categories: bool = True) -> mart_que
     codes = list(ctx.labels)
     if with_categories:
         with columns[3]:
-            restored = deep_links.restore(
+            deep_links.restore(
                 "filter_categories", "categories", deep_links.some_of(codes), carry=True
             )
             picked = st.multiselect(

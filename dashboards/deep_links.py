@@ -41,13 +41,7 @@ def restore(
     without a default of its own (Streamlit warns when both are given)."""
     if not st.session_state.get(_FRESH_KEY, True):
         return False
-    value = None
-    raw = st.query_params.get(param)
-    if raw is not None:
-        try:
-            value = decode(raw)
-        except (ValueError, TypeError):
-            value = None
+    value = _from_url(param, decode)
     if value is None and carry:
         value = st.session_state.get(_CARRY + key)
     if value is None:
@@ -62,15 +56,23 @@ def initial(
     """For a widget given its value rather than its state (`st.date_input`, whose single or
     range mode follows the type of `value`): on entering the page the URL's value, else
     the value it had last (on this page or the one before), else `default`."""
-    if st.session_state.get(_FRESH_KEY, True) and (raw := st.query_params.get(param)):
-        try:
-            value = decode(raw)
-        except (ValueError, TypeError):
-            value = None
+    if st.session_state.get(_FRESH_KEY, True):
+        value = _from_url(param, decode)
         if value is not None:
             return value
     carried = st.session_state.get(_CARRY + key)
     return default if carried is None else carried
+
+
+def _from_url(param: str, decode: Callable[[str], object | None]) -> object | None:
+    """The URL parameter's value, or None when it is absent or not valid."""
+    raw = st.query_params.get(param)
+    if not raw:
+        return None
+    try:
+        return decode(raw)
+    except (ValueError, TypeError):
+        return None
 
 
 def publish(

@@ -43,8 +43,8 @@ def language_from_url() -> None:
 
 
 def language_switch() -> None:
-    """Sidebar control; the choice lives in the session and in the URL."""
-    language_from_url()
+    """Sidebar control; the choice lives in the session and in the URL (read first thing by
+    app.py, `language_from_url`)."""
     current = language()
     choice = st.segmented_control(
         "Language / 语言",

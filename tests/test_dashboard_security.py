@@ -235,7 +235,7 @@ def test_a_researcher_cannot_lower_k_or_overlap_and_the_zip_is_logged_as_its_byt
         # a deep link asking for k below the register's: refused on the page, logged
         sign_in_with_password(browser, f"{url}research?grain=week&k=5", "res.one", PASSWORD)
         _settled(browser)
-        assert "k" in _body(browser) and not browser.evaluate(
+        assert "k=5 is below it" in _body(browser) and not browser.evaluate(
             "document.querySelectorAll('[data-testid=\"stDataFrame\"]').length"
         )
         denied = [e for e in _entries(store, "denied") if e.username == "res.one"]
@@ -264,6 +264,7 @@ def test_a_researcher_cannot_lower_k_or_overlap_and_the_zip_is_logged_as_its_byt
         browser.call("Page.navigate", url=f"{url}research?grain=week&k=20")
         browser.wait_for("document.querySelector('h1') !== null")
         _settled(browser)
+        assert "k=20 overlaps it" in _body(browser)
         assert not browser.evaluate(
             "document.querySelectorAll('[data-testid=\"stDataFrame\"]').length"
         )

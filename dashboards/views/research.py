@@ -198,8 +198,6 @@ def below_k_cells(table) -> int:
     )
 
 
-# The tables themselves come from ocse.exports.research (ocse/exports/sources.py), which
-# reads these marts.
 def _periods_from_url(choices: list[tuple[date, date]], raw: str):
     """`2026-09-01_2026-11-30` -> the slider's (first period, last period), or None when the
     dates are not the start and end of whole periods on offer."""
@@ -209,6 +207,8 @@ def _periods_from_url(choices: list[tuple[date, date]], raw: str):
     return (starts[0], ends[0]) if starts and ends else None
 
 
+# The tables themselves come from ocse.exports.research (ocse/exports/sources.py), which
+# reads these marts.
 ctx = open_page(
     "research",
     TEXT,
