@@ -32,7 +32,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import Route
 
 from dashboards.signin_page import render_signin
-from ocse.access import PAGE_ACCESS, access_store, may_view
+from ocse.access import PAGE_ACCESS, access_store, may_view, pages_for
 from ocse.access.sessions import COOKIE_NAME, session_store
 from ocse.settings import get_settings
 
@@ -234,6 +234,12 @@ class SignInGate:
         if page is not None and not may_view(session.role, page):
             access_store().log(session.username, session.role, "denied", page, {"via": "url"})
             return HTMLResponse(_refused_page(lang, page), status_code=403)
+        if page is not None and page == pages_for(session.role)[0]:
+            # The role's first page is Streamlit's default page, served at the root only: its
+            # own path would show "Page not found". A bookmark of it goes to the root, with
+            # its filters.
+            query = f"?{request.url.query}" if request.url.query else ""
+            return RedirectResponse(f"/{query}", status_code=303)
         return None
 
 

@@ -177,6 +177,19 @@ def test_the_period_survives_a_page_without_it(server, tmp_path) -> None:
         assert "(7 days)" in _body(browser)
 
 
+def test_a_bookmark_of_the_roles_first_page_opens_it(server, tmp_path) -> None:
+    """The role's first page lives at the root (Streamlit's default page); its own path,
+    bookmarked, is sent there with its filters instead of "Page not found"."""
+    url, _ = server
+    with chromium_tab(tmp_path / "profile") as browser:
+        sign_in_with_password(browser, f"{url}overview?period=7d", "lead.one", PASSWORD)
+        _settled(browser)
+        assert browser.evaluate("location.pathname") == "/"
+        assert _query(browser) == {"period": "7d"}
+        body = _body(browser)
+        assert "Page not found" not in body and "(7 days)" in body
+
+
 def _cookie(browser: Browser, name: str) -> str | None:
     cookies = browser.call("Network.getAllCookies")["cookies"]
     return next((c["value"] for c in cookies if c["name"] == name), None)
